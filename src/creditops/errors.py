@@ -1,0 +1,74 @@
+"""The creditops exception tree.
+
+Every error a user can cause or fix is a ``CreditOpsError``; the CLI turns one
+into a single line on stderr and a non-zero exit code. Third-party errors are
+translated at the boundary with ``raise ... from exc``.
+
+::
+
+    CreditOpsError
+    ├── ConfigError            bad key, type or value in the config file / env
+    ├── DataError              dataset cannot be read or is unusable
+    │   └── ContractError      columns or rows break the applicant contract
+    ├── TrackingError          MLflow tracking store unreachable or malformed
+    ├── TrainingError          the search or a fit failed
+    ├── RegistryError          registry operation failed
+    │   └── NoChampionError    no version holds the ``champion`` alias
+    ├── StoreError             the inference log cannot be read or written
+    ├── SimulationError        traffic could not be sent to the service
+    └── MonitorError           a drift / quality report cannot be produced
+"""
+
+from __future__ import annotations
+
+
+class CreditOpsError(Exception):
+    """Base class of every error creditops reports to its user."""
+
+    exit_code = 1
+
+
+class ConfigError(CreditOpsError):
+    """A config key has an unknown name, a wrong type or an out-of-range value."""
+
+    exit_code = 2
+
+
+class DataError(CreditOpsError):
+    """The dataset cannot be loaded or is unusable for training."""
+
+
+class ContractError(DataError):
+    """Columns or rows break the applicant contract (see ``creditops.schema``)."""
+
+
+class TrackingError(CreditOpsError):
+    """The MLflow tracking store is unreachable or its URI is malformed."""
+
+
+class TrainingError(CreditOpsError):
+    """The hyperparameter search or a model fit failed."""
+
+
+class RegistryError(CreditOpsError):
+    """A model-registry operation failed."""
+
+
+class NoChampionError(RegistryError):
+    """No model version holds the ``champion`` alias."""
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__(f"no champion for model {model_name!r}: run `creditops promote` first")
+        self.model_name = model_name
+
+
+class StoreError(CreditOpsError):
+    """The inference log cannot be read or written."""
+
+
+class SimulationError(CreditOpsError):
+    """Simulated traffic could not be delivered to the scoring service."""
+
+
+class MonitorError(CreditOpsError):
+    """A drift or quality report cannot be produced."""

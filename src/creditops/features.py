@@ -1,0 +1,177 @@
+"""The preprocessing + model pipeline: one fitted sklearn ``Pipeline`` is the artifact.
+
+Each family gets the preprocessing it needs, built from stock sklearn parts
+only, so the pickled pipeline loads anywhere sklearn does:
+
+* every family: categorical columns imputed with an explicit ``missing``
+  level, then one-hot encoded (unseen categories encode as all zeros);
+* logistic regression and random forest: numeric columns median-imputed with
+  missing-indicator columns; the regression also log-scales the money columns
+  and standardises everything;
+* XGBoost and LightGBM: numeric columns keep their NaN, which both boosters
+  route natively, plus missing-indicator columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from creditops import schema
+from creditops.errors import TrainingError
+
+# Heavy right tails: the regression sees log1p of these.
+MONEY_COLUMNS = ("Expenses", "Income", "Assets", "Debt", "Amount", "Price")
+MISSING_LEVEL = "missing"
+# Affordability ratios a credit analyst would compute; worth about +0.005 ROC AUC
+# to the boosters (repeated CV). Missing Income makes the Income ratios missing.
+DERIVED = ("loan_to_price", "income_free", "installment_to_income", "debt_to_income")
+RATIO_COLUMNS = ("loan_to_price", "installment_to_income", "debt_to_income")
+
+
+def add_derived_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """The contract columns plus the ``DERIVED`` ratios (a new frame)."""
+    out = frame.loc[:, list(schema.FEATURES)].copy()
+    income = pd.to_numeric(out["Income"], errors="coerce").astype("float64")
+    amount = out["Amount"].astype("float64")
+    out["loan_to_price"] = amount / out["Price"].astype("float64")
+    out["income_free"] = income - out["Expenses"].astype("float64")
+    out["installment_to_income"] = amount / out["Time"].astype("float64") / income
+    out["debt_to_income"] = out["Debt"].astype("float64") / income
+    return out
+
+
+def _derived_names(transformer: object, names: object) -> np.ndarray:
+    return np.asarray([*schema.FEATURES, *DERIVED], dtype=object)
+
+
+def _categorical() -> Pipeline:
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_LEVEL)),
+            (
+                "onehot",
+                OneHotEncoder(
+                    categories=[
+                        [*spec.categories, MISSING_LEVEL]
+                        for spec in schema.FIELDS.values()
+                        if isinstance(spec, schema.CategoricalField)
+                    ],
+                    handle_unknown="ignore",
+                    sparse_output=False,
+                    dtype=np.float64,
+                ),
+            ),
+        ]
+    )
+
+
+def build_preprocessor(family: str) -> ColumnTransformer:
+    """The column transformer for ``family`` (unfitted)."""
+    numeric = [*schema.NUMERIC, *DERIVED]
+    categorical = list(schema.CATEGORICAL)
+    nullable_numeric = [c for c in schema.NUMERIC if c in schema.NULLABLE]
+    if family == "logreg":
+        logged = (*MONEY_COLUMNS, *RATIO_COLUMNS)
+        money = [c for c in numeric if c in logged]
+        plain = [c for c in numeric if c not in logged]
+        log_money = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median")),
+                ("log", FunctionTransformer(np.log1p, feature_names_out="one-to-one")),
+                ("scale", StandardScaler()),
+            ]
+        )
+        scaled = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        transformers: list[tuple[str, Any, list[str]]] = [
+            ("money", log_money, money),
+            ("num", scaled, plain),
+            ("missing", MissingIndicator(features="all"), nullable_numeric),
+            ("cat", _categorical(), categorical),
+        ]
+    elif family == "random_forest":
+        transformers = [
+            ("num", SimpleImputer(strategy="median"), numeric),
+            ("missing", MissingIndicator(features="all"), nullable_numeric),
+            ("cat", _categorical(), categorical),
+        ]
+    elif family in ("xgboost", "lightgbm"):
+        transformers = [
+            ("num", "passthrough", numeric),
+            ("missing", MissingIndicator(features="all"), nullable_numeric),
+            ("cat", _categorical(), categorical),
+        ]
+    else:
+        raise TrainingError(f"unknown model family {family!r}")
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
+
+
+def build_estimator(family: str, params: dict[str, Any], seed: int, n_jobs: int = 1) -> BaseEstimator:
+    """The classifier of ``family`` with ``params`` (unfitted)."""
+    params = dict(params)
+    if family == "logreg":
+        return LogisticRegression(max_iter=2_000, random_state=seed, **params)
+    if family == "random_forest":
+        return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **params)
+    if family == "xgboost":
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(
+            random_state=seed,
+            n_jobs=n_jobs,
+            tree_method="hist",
+            eval_metric="logloss",
+            **params,
+        )
+    if family == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(random_state=seed, n_jobs=n_jobs, verbose=-1, **params)
+    raise TrainingError(f"unknown model family {family!r}")
+
+
+def build_pipeline(family: str, params: dict[str, Any], seed: int, n_jobs: int = 1) -> Pipeline:
+    """Preprocessing and classifier in one unfitted ``Pipeline``."""
+    return Pipeline(
+        [
+            (
+                "derive",
+                FunctionTransformer(
+                    add_derived_features, validate=False, feature_names_out=_derived_names
+                ),
+            ),
+            ("preprocess", build_preprocessor(family)),
+            ("model", build_estimator(family, params, seed, n_jobs)),
+        ]
+    )
+
+
+def source_feature(output_name: str) -> str:
+    """The contract column (or derived ratio) behind one transformed column name.
+
+    ``money__Income`` -> ``Income``; ``missing__missingindicator_Income`` ->
+    ``Income``; ``cat__Home_rent`` -> ``Home``.
+    """
+    _, _, rest = output_name.partition("__")
+    rest = rest.removeprefix("missingindicator_")
+    if rest in schema.FIELDS or rest in DERIVED:
+        return rest
+    for name in schema.CATEGORICAL:
+        if rest.startswith(name + "_"):
+            return name
+    raise KeyError(f"cannot map transformed column {output_name!r} to a contract field")
+
+
+def feature_groups(pipeline: Pipeline) -> list[str]:
+    """For each column the fitted preprocessor outputs, its contract field."""
+    names = pipeline.named_steps["preprocess"].get_feature_names_out()
+    return [source_feature(str(n)) for n in names]
