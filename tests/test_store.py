@@ -1,0 +1,177 @@
+"""The inference log: table contract, outcomes, the batching writer's durability."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from creditops import schema
+from creditops.serving.store import (
+    FRAME_COLUMNS,
+    InferenceLogWriter,
+    InferenceStore,
+    OutcomeResult,
+)
+
+
+def make_row(moment: datetime | None = None, **features: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "request_id": uuid.uuid4().hex,
+        "batch_id": uuid.uuid4().hex,
+        "created_at": moment or datetime.now(UTC),
+        "model_name": "credit-risk",
+        "model_version": 3,
+        "Seniority": 9.0,
+        "Home": "rent",
+        "Time": 60.0,
+        "Age": 30.0,
+        "Marital": "married",
+        "Records": "no",
+        "Job": "fixed",
+        "Expenses": 73.0,
+        "Income": 129.0,
+        "Assets": 0.0,
+        "Debt": 0.0,
+        "Amount": 800.0,
+        "Price": 846.0,
+        "probability": 0.2,
+        "decision": "approve",
+        "threshold": 0.4,
+        "latency_ms": 1.5,
+    }
+    row.update(features)
+    return row
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> InferenceStore:
+    s = InferenceStore(f"sqlite:///{tmp_path}/sub/inferences.db")
+    s.create()
+    return s
+
+
+def test_rows_round_trip_in_contract_dtypes(store: InferenceStore) -> None:
+    store.write_rows([make_row(), make_row(Income=None, Home=None)])
+    frame = store.read_frame()
+    assert list(frame.columns) == list(FRAME_COLUMNS)
+    assert len(frame) == 2 and store.count() == 2
+    for name in schema.NUMERIC:
+        assert frame[name].dtype == "float64"
+    assert frame["Income"].isna().sum() == 1
+    assert frame["Home"].isna().sum() == 1
+    assert str(frame["created_at"].dt.tz) == "UTC"
+    assert frame["model_version"].tolist() == [3, 3]
+
+
+def test_read_frame_filters_by_time_count_and_label(store: InferenceStore) -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [make_row(start + timedelta(minutes=i)) for i in range(5)]
+    store.write_rows(rows)
+    assert store.read_frame(last_n=2)["request_id"].tolist() == [r["request_id"] for r in rows[3:]]
+    window = store.read_frame(
+        since=start + timedelta(minutes=1), until=start + timedelta(minutes=3)
+    )
+    assert window["request_id"].tolist() == [r["request_id"] for r in rows[1:3]]
+    assert store.record_outcome(rows[4]["request_id"], "bad") is OutcomeResult.RECORDED
+    labelled = store.read_frame(labelled_only=True)
+    assert labelled["request_id"].tolist() == [rows[4]["request_id"]]
+    assert labelled["outcome"].tolist() == ["bad"]
+
+
+def test_outcome_unknown_conflict_and_idempotent(store: InferenceStore) -> None:
+    row = make_row()
+    store.write_rows([row])
+    assert store.record_outcome("f" * 32, "good") is OutcomeResult.UNKNOWN
+    assert store.record_outcome(row["request_id"], "good") is OutcomeResult.RECORDED
+    assert store.record_outcome(row["request_id"], "good") is OutcomeResult.UNCHANGED
+    assert store.record_outcome(row["request_id"], "bad") is OutcomeResult.CONFLICT
+    assert store.read_frame()["outcome"].tolist() == ["good"]
+
+
+def test_empty_store_reads_an_empty_typed_frame(store: InferenceStore) -> None:
+    frame = store.read_frame()
+    assert frame.empty and list(frame.columns) == list(FRAME_COLUMNS)
+
+
+def test_writer_flushes_on_size_and_drains_on_close(store: InferenceStore) -> None:
+    writer = InferenceLogWriter(store, flush_interval=60.0, flush_max_rows=10)
+    writer.start()
+    writer.submit([make_row() for _ in range(25)])
+    writer.submit([make_row() for _ in range(3)])
+    writer.close()
+    assert store.count() == 28 and writer.pending == 0
+
+
+def test_feedback_for_a_queued_row_waits_for_its_write(store: InferenceStore) -> None:
+    writer = InferenceLogWriter(store, flush_interval=60.0, flush_max_rows=1_000)
+    writer.start()
+    row = make_row()
+    writer.submit([row])
+    assert writer.is_pending(row["request_id"])
+    assert writer.wait_written(row["request_id"], timeout=30.0)
+    assert store.record_outcome(row["request_id"], "bad") is OutcomeResult.RECORDED
+    writer.close()
+
+
+class FlakyStore(InferenceStore):
+    """Fails the first ``failures`` writes as a dropped connection would."""
+
+    def __init__(self, url: str, failures: int) -> None:
+        super().__init__(url)
+        self.failures = failures
+        self.lock = threading.Lock()
+
+    def write_rows(self, rows: Any) -> None:
+        with self.lock:
+            if self.failures > 0:
+                self.failures -= 1
+                raise OperationalError("INSERT", {}, Exception("connection lost"))
+        super().write_rows(rows)
+
+
+def test_writer_retries_failed_writes_without_losing_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FlakyStore(f"sqlite:///{tmp_path}/flaky.db", failures=3)
+    store.create()
+    writer = InferenceLogWriter(store, flush_interval=0.01, flush_max_rows=5, max_backoff=0.05)
+    writer.start()
+    writer.submit([make_row() for _ in range(12)])
+    writer.close()
+    assert store.count() == 12
+    assert writer.failed_writes == 3
+    assert sum("will retry" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_rows_left_unwritable_at_shutdown_are_spilled_to_a_file(tmp_path: Path) -> None:
+    store = FlakyStore(f"sqlite:///{tmp_path}/down.db", failures=10**6)
+    store.create()
+    spill = tmp_path / "spill.jsonl"
+    writer = InferenceLogWriter(
+        store, flush_interval=0.01, spill_path=spill, drain_timeout=0.2, max_backoff=0.05
+    )
+    writer.submit([make_row() for _ in range(4)])
+    writer.close()
+    assert len(spill.read_text().splitlines()) == 4
+    assert writer.pending == 0
+
+
+def test_malformed_url_is_a_store_error() -> None:
+    from creditops.errors import StoreError
+
+    with pytest.raises(StoreError, match="malformed"):
+        InferenceStore("not a url")
+
+
+def test_frame_features_match_the_contract_coercion(store: InferenceStore) -> None:
+    store.write_rows([make_row()])
+    frame = store.read_frame()
+    expected = schema.coerce_features(frame)
+    pd.testing.assert_frame_equal(frame[list(schema.FEATURES)], expected)
