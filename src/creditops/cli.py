@@ -59,7 +59,7 @@ def handled() -> Iterator[None]:
     try:
         yield
     except CreditOpsError as exc:
-        err_console.print(f"error: {exc}", style="bold red", markup=False, highlight=False)
+        err_console.print(f"error: {exc}", style="bold red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -97,6 +97,114 @@ def data_command(
     console.print(table)
     for line in summary["violations"][:50]:
         console.print(f"  refused: {line}", markup=False)
+
+
+@app.command("train")
+def train_command(
+    promote_after: Annotated[
+        bool, typer.Option("--promote/--no-promote", help="Run the promotion gate right after training.")
+    ] = False,
+) -> None:
+    """Search every configured model family, log every trial, register the finalists."""
+    from creditops.train import run_training
+
+    def body(config: Settings) -> Any:
+        report = run_training(config)
+        decision = None
+        if promote_after:
+            from creditops import registry
+
+            client = registry.connect(config.mlflow)
+            decision = registry.promote(client, config.mlflow, config.promote)
+        return report, decision
+
+    report, decision = run_stage(body)
+    table = Table(title=f"training run {report.run_id} ({report.seconds:.1f} s, data {report.data_hash[:12]})")
+    for column in ("family", "trials", "CV ROC AUC", "test ROC AUC", "test KS", "F1 bad", "F1 good", "threshold", "version"):
+        table.add_column(column)
+    for f in report.finalists:
+        m = f.test_metrics
+        mark = " (challenger)" if f.version == report.challenger_version else ""
+        table.add_row(
+            f.family, str(f.trials), f"{f.cv_auc:.4f} ± {f.cv_auc_sd:.4f}", f"{m['roc_auc']:.4f}",
+            f"{m['ks']:.4f}", f"{m['f1_bad']:.4f}", f"{m['f1_good']:.4f}", f"{f.threshold:.4f}",
+            f"{f.version}{mark}",
+        )
+    console.print(table)
+    if decision is not None:
+        _print_decision(decision)
+
+
+def _print_decision(decision: Any) -> None:
+    verdict = "[bold green]PROMOTED[/]" if decision.promoted else "[bold yellow]kept the champion[/]"
+    console.print(f"promotion gate: {verdict} — {decision.reason}")
+
+
+@app.command("promote")
+def promote_command(
+    version: Annotated[
+        int | None, typer.Option("--version", help="Challenger version (default: the 'challenger' alias).")
+    ] = None,
+) -> None:
+    """Apply the promotion gate: the challenger becomes champion only if it is good enough and better."""
+    from creditops import registry
+
+    def body(config: Settings) -> Any:
+        client = registry.connect(config.mlflow)
+        return registry.promote(client, config.mlflow, config.promote, challenger_version=version)
+
+    decision = run_stage(body)
+    _print_decision(decision)
+    if not decision.promoted:
+        raise typer.Exit(0)
+
+
+@app.command("models")
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the registered versions with their aliases and key metrics."""
+    from creditops import registry
+
+    def body(config: Settings) -> Any:
+        client = registry.connect(config.mlflow)
+        return config.mlflow.registered_model, registry.list_versions(client, config.mlflow.registered_model)
+
+    name, versions = run_stage(body)
+    if as_json:
+        print_json([v.as_dict() for v in versions])
+        return
+    if not versions:
+        console.print(f"no versions of {name!r} yet: run `creditops train`")
+        return
+    table = Table(title=f"registered model {name}")
+    for column in ("version", "aliases", "family", "CV AUC", "test AUC", "test KS", "F1 bad", "threshold", "data"):
+        table.add_column(column)
+    for v in versions:
+        m = v.metrics
+        table.add_row(
+            str(v.version), ", ".join(v.aliases) or "-", v.family,
+            _fmt(m.get("cv_roc_auc")), _fmt(m.get("test_roc_auc")), _fmt(m.get("test_ks")),
+            _fmt(m.get("test_f1_bad")), f"{v.threshold:.4f}", v.data_hash[:12],
+        )
+    console.print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+@app.command("rollback")
+def rollback_command() -> None:
+    """Move 'champion' back to the 'previous' version."""
+    from creditops import registry
+
+    def body(config: Settings) -> Any:
+        client = registry.connect(config.mlflow)
+        return registry.rollback(client, config.mlflow.registered_model)
+
+    old, new = run_stage(body)
+    console.print(f"champion moved back from version {old} to version {new}")
 
 
 def main() -> None:

@@ -79,19 +79,91 @@ class ThresholdConfig(Section):
     cost_decline_good: float = Field(1.0, gt=0)
 
 
+def _space(**params: dict[str, Any]) -> dict[str, ParamSpace]:
+    return {name: ParamSpace(**spec) for name, spec in params.items()}
+
+
+def default_search_space() -> dict[str, dict[str, ParamSpace]]:
+    """Search ranges used for a family the config file does not list."""
+    return {
+        "logreg": _space(C={"type": "float", "low": 1e-3, "high": 10.0, "log": True}),
+        "random_forest": _space(
+            n_estimators={"type": "int", "low": 100, "high": 300},
+            max_depth={"type": "int", "low": 4, "high": 16},
+            min_samples_leaf={"type": "int", "low": 1, "high": 20},
+            max_features={"type": "float", "low": 0.2, "high": 0.8},
+        ),
+        "xgboost": _space(
+            n_estimators={"type": "int", "low": 150, "high": 600},
+            max_depth={"type": "int", "low": 2, "high": 5},
+            learning_rate={"type": "float", "low": 0.01, "high": 0.1, "log": True},
+            subsample={"type": "float", "low": 0.6, "high": 1.0},
+            colsample_bytree={"type": "float", "low": 0.4, "high": 1.0},
+            min_child_weight={"type": "float", "low": 1.0, "high": 20.0, "log": True},
+            reg_lambda={"type": "float", "low": 0.1, "high": 10.0, "log": True},
+        ),
+        "lightgbm": _space(
+            n_estimators={"type": "int", "low": 150, "high": 600},
+            num_leaves={"type": "int", "low": 4, "high": 32},
+            learning_rate={"type": "float", "low": 0.01, "high": 0.1, "log": True},
+            subsample={"type": "float", "low": 0.6, "high": 1.0},
+            subsample_freq={"type": "categorical", "choices": [1]},
+            colsample_bytree={"type": "float", "low": 0.4, "high": 1.0},
+            min_child_samples={"type": "int", "low": 10, "high": 80},
+            reg_lambda={"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+        ),
+    }
+
+
+def default_grid() -> dict[str, dict[str, list[Any]]]:
+    """The original pipeline's exhaustive grids (50 configurations), plus one for LightGBM."""
+    return {
+        "random_forest": {
+            "n_estimators": [50, 100],
+            "max_depth": [10, 20, 30],
+            "min_samples_split": [2, 5, 10],
+        },
+        "xgboost": {
+            "n_estimators": [100, 150, 200],
+            "max_depth": [6, 9, 12],
+            "learning_rate": [0.1, 0.2, 0.3],
+        },
+        "logreg": {"C": [0.01, 0.1, 1.0, 2.0, 3.0]},
+        "lightgbm": {
+            "n_estimators": [100, 200],
+            "num_leaves": [8, 16, 31],
+            "learning_rate": [0.05, 0.1],
+        },
+    }
+
+
 class TrainConfig(Section):
     families: list[Family] = Field(default_factory=lambda: list(FAMILIES), min_length=1)
     search: Literal["optuna", "grid"] = "optuna"
     trials_per_family: int = Field(12, ge=1, le=10_000)
+    trials: dict[Family, Annotated[int, Field(ge=1, le=10_000)]] = Field(default_factory=dict)
     timeout_seconds_per_family: float = Field(0.0, ge=0)
     cv_folds: int = Field(5, ge=2, le=20)
     seed: int = Field(42, ge=0)
-    n_jobs: int = Field(1, ge=-1)
+    n_jobs: int = Field(2, ge=1, le=64)
+    monotone: bool = True
     threshold: ThresholdConfig = ThresholdConfig()
     search_space: dict[Family, dict[str, ParamSpace]] = Field(default_factory=dict)
     grid: dict[Family, dict[str, list[str | int | float | bool | None]]] = Field(
         default_factory=dict
     )
+
+    def space_for(self, family: str) -> dict[str, ParamSpace]:
+        """The search range of ``family``: the config's, else the embedded default."""
+        return self.search_space.get(family) or default_search_space()[family]  # type: ignore[index]
+
+    def grid_for(self, family: str) -> dict[str, list[Any]]:
+        """The grid of ``family``: the config's, else the embedded default."""
+        return dict(self.grid.get(family) or default_grid()[family])  # type: ignore[index]
+
+    def trials_for(self, family: str) -> int:
+        """The trial budget of ``family``."""
+        return self.trials.get(family, self.trials_per_family)  # type: ignore[call-overload]
 
     @model_validator(mode="after")
     def _unique_families(self) -> TrainConfig:
@@ -134,7 +206,11 @@ class SimulateConfig(Section):
     age_shift: float = 8.0
     amount_factor: float = Field(1.4, gt=0)
     renter_share: float = Field(0.45, ge=0.0, le=1.0)
-    concept_flip_share: float = Field(0.35, ge=0.0, le=1.0)
+    # concept drift: in the segment concept_feature == concept_value, this
+    # share of the good outcomes turns bad (the feature's effect reverses)
+    concept_flip_share: float = Field(0.5, ge=0.0, le=1.0)
+    concept_feature: Literal["Home", "Marital", "Records", "Job"] = "Home"
+    concept_value: str = Field("owner", min_length=1)
     late_share: float = Field(0.0, ge=0.0, le=1.0)
     late_seconds: float = Field(2.0, ge=0.0)
     never_share: float = Field(0.0, ge=0.0, le=1.0)
@@ -148,7 +224,12 @@ class MonitorConfig(Section):
     psi_bins: int = Field(10, ge=2, le=100)
     psi_warn: float = Field(0.10, gt=0)
     psi_alert: float = Field(0.25, gt=0)
-    drift_p_value: Probability = 0.05
+    # Evidently's per-column drift test ("" = its automatic choice by column
+    # type and size) and threshold (0 = the test's own default)
+    drift_method: str = ""
+    drift_threshold: float = Field(0.0, ge=0.0)
+    # rows scored by other model versions than the champion are left out
+    champion_rows_only: bool = True
 
 
 class CheckConfig(Section):
@@ -227,6 +308,17 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(_describe(exc, path)) from exc
 
 
+def _env_origin(loc: tuple[int | str, ...]) -> str:
+    """' (from CREDITOPS_X__Y)' when an environment variable set the failing key."""
+    import os
+
+    for depth in range(len(loc), 0, -1):
+        name = "CREDITOPS_" + "__".join(str(part) for part in loc[:depth]).upper()
+        if name in {k.upper() for k in os.environ}:
+            return f" (from {name})"
+    return ""
+
+
 def _describe(exc: ValidationError, path: Path | None) -> str:
     where = f"config {path}" if path else "config"
     problems = []
@@ -237,5 +329,6 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
             message = "unknown key"
         value = error.get("input")
         shown = "" if isinstance(value, dict) else f" = {value!r}"
-        problems.append(f"{key}{shown}: {message}")
+        origin = _env_origin(error["loc"])
+        problems.append(f"{key}{shown}{origin}: {message}")
     return f"{where}: " + "; ".join(problems)

