@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from creditops.config import Settings, load_config
 from creditops.data import Dataset, load_dataset
+from support import TINY_TRAIN, make_settings
 
 
 @pytest.fixture(autouse=True)
@@ -23,37 +23,6 @@ def _no_creditops_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("CREDITOPS_"):
             monkeypatch.delenv(name)
-
-
-def isolated_sections(root: Path) -> dict[str, dict[str, Any]]:
-    """Config overrides that keep every file a command writes under ``root``."""
-    return {
-        "mlflow": {
-            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-            "artifact_location": str(root / "artifacts"),
-        },
-        "logging": {"runs_log": str(root / "runs.log")},
-        "data": {"cache_dir": str(root / "cache")},
-        "serve": {"store_url": f"sqlite:///{root / 'inferences.db'}"},
-        "monitor": {"reports_dir": str(root / "reports")},
-        "check": {"decisions_dir": str(root / "decisions")},
-    }
-
-
-TINY_TRAIN: dict[str, Any] = {
-    "families": ["logreg", "lightgbm"],
-    "trials_per_family": 2,
-    "cv_folds": 3,
-    "n_jobs": 1,
-}
-
-
-def make_settings(root: Path, **sections: dict[str, Any]) -> Settings:
-    """Settings isolated under ``root`` with ``sections`` merged over them."""
-    merged = isolated_sections(root)
-    for name, values in sections.items():
-        merged[name] = {**merged.get(name, {}), **values}
-    return load_config(None, **merged)
 
 
 @pytest.fixture
@@ -87,6 +56,5 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
     yield settings, report
 
 
-def sample_applicants(dataset: Dataset, n: int = 5, seed: int = 0) -> pd.DataFrame:
-    """A few real applicants (features only)."""
-    return dataset.features.sample(n, random_state=seed).reset_index(drop=True)
+# Scoring-service fixtures live in their own module (owned by the serving tests).
+from serving_fixtures import serving_registry, start_server  # noqa: E402, F401

@@ -29,7 +29,10 @@ def test_repository_config_file_is_valid_and_matches_embedded_ranges() -> None:
 
 def test_original_grid_has_fifty_configurations() -> None:
     grids = default_grid()
-    sizes = {f: math.prod(len(v) for v in grids[f].values()) for f in ("random_forest", "xgboost", "logreg")}
+    sizes = {
+        f: math.prod(len(v) for v in grids[f].values())
+        for f in ("random_forest", "xgboost", "logreg")
+    }
     assert sizes == {"random_forest": 18, "xgboost": 27, "logreg": 5}
 
 
@@ -53,11 +56,19 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ("[train]\nfamilies = []\n", "train.families"),
         ("[data]\ntest_size = 0.9\n", "data.test_size = 0.9"),
         ("[promote]\nmin_auc = 1.5\n", "promote.min_auc = 1.5"),
-        ('[train.search_space.xgboost]\nmax_depth = { type = "int", low = 5, high = 2 }\n', "low (5.0) must not exceed high"),
-        ('[train.search_space.logreg]\nC = { type = "float", low = 0, high = 1, log = true }\n', "log-scaled range needs low > 0"),
+        (
+            '[train.search_space.xgboost]\nmax_depth = { type = "int", low = 5, high = 2 }\n',
+            "low (5.0) must not exceed high",
+        ),
+        (
+            '[train.search_space.logreg]\nC = { type = "float", low = 0, high = 1, log = true }\n',
+            "log-scaled range needs low > 0",
+        ),
     ],
 )
-def test_bad_config_is_one_line_naming_key_value_and_rule(tmp_path: Path, text: str, expected: str) -> None:
+def test_bad_config_is_one_line_naming_key_value_and_rule(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
@@ -70,7 +81,9 @@ def test_bad_config_is_one_line_naming_key_value_and_rule(tmp_path: Path, text: 
 
 def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDITOPS_TRAIN__CV_FOLDS", "1")
-    with pytest.raises(ConfigError, match=r"train.cv_folds = '1' \(from CREDITOPS_TRAIN__CV_FOLDS\)"):
+    with pytest.raises(
+        ConfigError, match=r"train.cv_folds = '1' \(from CREDITOPS_TRAIN__CV_FOLDS\)"
+    ):
         load_config(None)
 
 

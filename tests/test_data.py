@@ -14,7 +14,14 @@ import pytest
 
 from creditops import schema
 from creditops.config import DataConfig
-from creditops.data import Dataset, describe_dataset, frame_hash, load_dataset, prepare_dataset, split_dataset
+from creditops.data import (
+    Dataset,
+    describe_dataset,
+    frame_hash,
+    load_dataset,
+    prepare_dataset,
+    split_dataset,
+)
 from creditops.errors import ContractError, DataError
 
 
@@ -52,7 +59,9 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_wrong_columns_are_named(credit_dataset: Dataset, tmp_path: Path) -> None:
     path = tmp_path / "cols.csv"
     credit_dataset.frame.head(20).drop(columns=["Age"]).assign(Bonus=1).to_csv(path, index=False)
-    with pytest.raises(ContractError, match=r"missing column\(s\): Age; unexpected column\(s\): Bonus"):
+    with pytest.raises(
+        ContractError, match=r"missing column\(s\): Age; unexpected column\(s\): Bonus"
+    ):
         load_dataset(DataConfig(source=str(path)))
 
 
@@ -117,7 +126,9 @@ def test_url_source_is_downloaded_once_checked_and_cached(
     base, root, requested = http_folder
     path = raw_csv(credit_dataset, root / "credit_data.csv")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    config = DataConfig(source=f"{base}/credit_data.csv", sha256=digest, cache_dir=tmp_path / "cache")
+    config = DataConfig(
+        source=f"{base}/credit_data.csv", sha256=digest, cache_dir=tmp_path / "cache"
+    )
     first = load_dataset(config)
     second = load_dataset(config)
     assert first.data_hash == second.data_hash

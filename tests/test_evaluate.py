@@ -70,12 +70,18 @@ def test_min_cost_threshold_follows_the_costs() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)
     p = np.clip(y * 0.3 + rng.normal(0.35, 0.2, 500), 0, 1)
-    cheap_bads = evaluate.choose_threshold(y, p, ThresholdConfig(policy="min_cost", cost_approve_bad=1, cost_decline_good=5))
-    dear_bads = evaluate.choose_threshold(y, p, ThresholdConfig(policy="min_cost", cost_approve_bad=5, cost_decline_good=1))
+    cheap_bads = evaluate.choose_threshold(
+        y, p, ThresholdConfig(policy="min_cost", cost_approve_bad=1, cost_decline_good=5)
+    )
+    dear_bads = evaluate.choose_threshold(
+        y, p, ThresholdConfig(policy="min_cost", cost_approve_bad=5, cost_decline_good=1)
+    )
     assert dear_bads < cheap_bads
     config = ThresholdConfig(policy="min_cost", cost_approve_bad=5, cost_decline_good=1)
     chosen = evaluate.expected_cost(y, p, dear_bads, config)
-    assert all(chosen <= evaluate.expected_cost(y, p, t, config) + 1e-12 for t in np.linspace(0, 1, 101))
+    assert all(
+        chosen <= evaluate.expected_cost(y, p, t, config) + 1e-12 for t in np.linspace(0, 1, 101)
+    )
 
 
 def test_group_metrics_and_ratio() -> None:

@@ -30,11 +30,15 @@ SMALL = {
 @pytest.fixture(scope="module")
 def sample(credit_dataset: Dataset) -> tuple[pd.DataFrame, np.ndarray]:
     frame = credit_dataset.frame.sample(600, random_state=1)
-    return frame.loc[:, list(schema.FEATURES)].reset_index(drop=True), (frame["Status"] == "bad").to_numpy().astype(int)
+    return frame.loc[:, list(schema.FEATURES)].reset_index(drop=True), (
+        frame["Status"] == "bad"
+    ).to_numpy().astype(int)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_pipeline_scores_rows_with_nan_and_unseen_categories(family: str, sample: tuple[pd.DataFrame, np.ndarray]) -> None:
+def test_pipeline_scores_rows_with_nan_and_unseen_categories(
+    family: str, sample: tuple[pd.DataFrame, np.ndarray]
+) -> None:
     X, y = sample
     pipeline = build_pipeline(family, SMALL[family], seed=0).fit(X, y)
     odd = X.head(3).copy()
@@ -47,13 +51,22 @@ def test_pipeline_scores_rows_with_nan_and_unseen_categories(family: str, sample
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_output_column_maps_to_a_contract_field(family: str, sample: tuple[pd.DataFrame, np.ndarray]) -> None:
+def test_every_output_column_maps_to_a_contract_field(
+    family: str, sample: tuple[pd.DataFrame, np.ndarray]
+) -> None:
     X, y = sample
     pipeline = build_pipeline(family, SMALL[family], seed=0).fit(X, y)
     groups = feature_groups(pipeline)
-    assert set(groups) <= set(schema.FEATURES) | {"loan_to_price", "income_free", "installment_to_income", "debt_to_income"}
+    assert set(groups) <= set(schema.FEATURES) | {
+        "loan_to_price",
+        "income_free",
+        "installment_to_income",
+        "debt_to_income",
+    }
     assert set(schema.FEATURES) <= set(groups)
-    fitted = [str(n).split("__", 1)[1] for n in pipeline.named_steps["preprocess"].get_feature_names_out()]
+    fitted = [
+        str(n).split("__", 1)[1] for n in pipeline.named_steps["preprocess"].get_feature_names_out()
+    ]
     assert fitted == output_columns(family)
 
 

@@ -14,9 +14,19 @@ from creditops.errors import ContractError
 
 def applicant(**overrides: object) -> dict[str, object]:
     row: dict[str, object] = {
-        "Seniority": 9, "Home": "rent", "Time": 60, "Age": 30, "Marital": "married",
-        "Records": "no", "Job": "freelance", "Expenses": 73, "Income": 129.0,
-        "Assets": 0.0, "Debt": 0.0, "Amount": 800, "Price": 846,
+        "Seniority": 9,
+        "Home": "rent",
+        "Time": 60,
+        "Age": 30,
+        "Marital": "married",
+        "Records": "no",
+        "Job": "freelance",
+        "Expenses": 73,
+        "Income": 129.0,
+        "Assets": 0.0,
+        "Debt": 0.0,
+        "Amount": 800,
+        "Price": 846,
     }
     row.update(overrides)
     return row
@@ -24,8 +34,19 @@ def applicant(**overrides: object) -> dict[str, object]:
 
 def test_contract_has_the_thirteen_attributes_in_order() -> None:
     assert schema.FEATURES == (
-        "Seniority", "Home", "Time", "Age", "Marital", "Records", "Job",
-        "Expenses", "Income", "Assets", "Debt", "Amount", "Price",
+        "Seniority",
+        "Home",
+        "Time",
+        "Age",
+        "Marital",
+        "Records",
+        "Job",
+        "Expenses",
+        "Income",
+        "Assets",
+        "Debt",
+        "Amount",
+        "Price",
     )
     assert set(schema.NULLABLE) == {"Home", "Marital", "Job", "Income", "Assets", "Debt"}
 
@@ -53,7 +74,9 @@ def test_target_required_only_when_asked() -> None:
 
 
 def test_raw_missing_codes_become_missing() -> None:
-    raw = pd.DataFrame([applicant(Income=0), applicant(Income=99999999), applicant(Assets=99999999, Debt=99999999)])
+    raw = pd.DataFrame(
+        [applicant(Income=0), applicant(Income=99999999), applicant(Assets=99999999, Debt=99999999)]
+    )
     clean = schema.normalize_raw(raw)
     assert clean["Income"].isna().tolist() == [True, True, False]
     assert math.isnan(clean.loc[2, "Assets"]) and math.isnan(clean.loc[2, "Debt"])
@@ -82,7 +105,9 @@ def test_categories_are_normalised() -> None:
         ({"Amount": -1}, "Amount", "is below the minimum 1"),
     ],
 )
-def test_each_rule_names_row_field_value(overrides: dict[str, object], field: str, rule: str) -> None:
+def test_each_rule_names_row_field_value(
+    overrides: dict[str, object], field: str, rule: str
+) -> None:
     frame = pd.DataFrame([applicant(), applicant(**overrides)])
     violations = schema.validate_rows(frame)
     assert len(violations) == 1
@@ -92,7 +117,9 @@ def test_each_rule_names_row_field_value(overrides: dict[str, object], field: st
 
 
 def test_nullable_fields_may_be_missing() -> None:
-    frame = pd.DataFrame([applicant(Home=None, Income=np.nan, Assets=None, Debt=None, Marital=None, Job=None)])
+    frame = pd.DataFrame(
+        [applicant(Home=None, Income=np.nan, Assets=None, Debt=None, Marital=None, Job=None)]
+    )
     assert schema.validate_rows(frame) == []
 
 
@@ -112,7 +139,12 @@ def test_violation_json_form_is_serialisable() -> None:
     import json
 
     v = schema.Violation(3, "Debt", float("inf"), "is not finite")
-    assert json.loads(json.dumps(v.as_dict())) == {"row": 3, "field": "Debt", "value": "inf", "rule": "is not finite"}
+    assert json.loads(json.dumps(v.as_dict())) == {
+        "row": 3,
+        "field": "Debt",
+        "value": "inf",
+        "rule": "is not finite",
+    }
 
 
 def test_coerce_features_orders_columns_and_types() -> None:

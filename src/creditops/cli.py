@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,7 +40,9 @@ class State:
 def _root(
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="TOML config file (default: ./creditops.toml if present)."),
+        typer.Option(
+            "--config", "-c", help="TOML config file (default: ./creditops.toml if present)."
+        ),
     ] = None,
 ) -> None:
     State.config_path = config
@@ -59,7 +62,9 @@ def handled() -> Iterator[None]:
     try:
         yield
     except CreditOpsError as exc:
-        err_console.print(f"error: {exc}", style="bold red", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"error: {exc}", style="bold red", markup=False, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -87,9 +92,15 @@ def data_command(
         print_json(summary)
         return
     table = Table(title=f"dataset {summary['source']}", show_header=False)
-    table.add_row("rows (raw / usable / refused)", f"{summary['raw_rows']} / {summary['usable_rows']} / {summary['rejected_rows']}")
+    table.add_row(
+        "rows (raw / usable / refused)",
+        f"{summary['raw_rows']} / {summary['usable_rows']} / {summary['rejected_rows']}",
+    )
     balance = summary["class_balance"]
-    table.add_row("class balance", f"good {balance['good']}, bad {balance['bad']} (bad rate {summary['bad_rate']:.3f})")
+    table.add_row(
+        "class balance",
+        f"good {balance['good']}, bad {balance['bad']} (bad rate {summary['bad_rate']:.3f})",
+    )
     table.add_row("data hash", summary["data_hash"])
     for column, count in summary["missing"].items():
         if count:
@@ -102,7 +113,8 @@ def data_command(
 @app.command("train")
 def train_command(
     promote_after: Annotated[
-        bool, typer.Option("--promote/--no-promote", help="Run the promotion gate right after training.")
+        bool,
+        typer.Option("--promote/--no-promote", help="Run the promotion gate right after training."),
     ] = False,
 ) -> None:
     """Search every configured model family, log every trial, register the finalists."""
@@ -119,15 +131,34 @@ def train_command(
         return report, decision
 
     report, decision = run_stage(body)
-    table = Table(title=f"training run {report.run_id} ({report.seconds:.1f} s, data {report.data_hash[:12]})")
-    for column in ("family", "trials", "CV ROC AUC", "test ROC AUC", "test KS", "F1 bad", "F1 good", "threshold", "version"):
+    table = Table(
+        title=f"training run {report.run_id} ({report.seconds:.1f} s, data {report.data_hash[:12]})",
+        caption="* the challenger: best CV ROC AUC (the test split only reports)",
+    )
+    for column in (
+        "family",
+        "trials",
+        "CV ROC AUC",
+        "test ROC AUC",
+        "test KS",
+        "F1 bad",
+        "F1 good",
+        "threshold",
+        "version",
+    ):
         table.add_column(column)
     for f in report.finalists:
         m = f.test_metrics
-        mark = " (challenger)" if f.version == report.challenger_version else ""
+        mark = "*" if f.version == report.challenger_version else ""
         table.add_row(
-            f.family, str(f.trials), f"{f.cv_auc:.4f} ± {f.cv_auc_sd:.4f}", f"{m['roc_auc']:.4f}",
-            f"{m['ks']:.4f}", f"{m['f1_bad']:.4f}", f"{m['f1_good']:.4f}", f"{f.threshold:.4f}",
+            f.family,
+            str(f.trials),
+            f"{f.cv_auc:.4f} ± {f.cv_auc_sd:.4f}",
+            f"{m['roc_auc']:.4f}",
+            f"{m['ks']:.4f}",
+            f"{m['f1_bad']:.4f}",
+            f"{m['f1_good']:.4f}",
+            f"{f.threshold:.4f}",
             f"{f.version}{mark}",
         )
     console.print(table)
@@ -136,14 +167,17 @@ def train_command(
 
 
 def _print_decision(decision: Any) -> None:
-    verdict = "[bold green]PROMOTED[/]" if decision.promoted else "[bold yellow]kept the champion[/]"
+    verdict = (
+        "[bold green]PROMOTED[/]" if decision.promoted else "[bold yellow]kept the champion[/]"
+    )
     console.print(f"promotion gate: {verdict} — {decision.reason}")
 
 
 @app.command("promote")
 def promote_command(
     version: Annotated[
-        int | None, typer.Option("--version", help="Challenger version (default: the 'challenger' alias).")
+        int | None,
+        typer.Option("--version", help="Challenger version (default: the 'challenger' alias)."),
     ] = None,
 ) -> None:
     """Apply the promotion gate: the challenger becomes champion only if it is good enough and better."""
@@ -168,7 +202,9 @@ def models_command(
 
     def body(config: Settings) -> Any:
         client = registry.connect(config.mlflow)
-        return config.mlflow.registered_model, registry.list_versions(client, config.mlflow.registered_model)
+        return config.mlflow.registered_model, registry.list_versions(
+            client, config.mlflow.registered_model
+        )
 
     name, versions = run_stage(body)
     if as_json:
@@ -178,14 +214,30 @@ def models_command(
         console.print(f"no versions of {name!r} yet: run `creditops train`")
         return
     table = Table(title=f"registered model {name}")
-    for column in ("version", "aliases", "family", "CV AUC", "test AUC", "test KS", "F1 bad", "threshold", "data"):
+    for column in (
+        "version",
+        "aliases",
+        "family",
+        "CV AUC",
+        "test AUC",
+        "test KS",
+        "F1 bad",
+        "threshold",
+        "data",
+    ):
         table.add_column(column)
     for v in versions:
         m = v.metrics
         table.add_row(
-            str(v.version), ", ".join(v.aliases) or "-", v.family,
-            _fmt(m.get("cv_roc_auc")), _fmt(m.get("test_roc_auc")), _fmt(m.get("test_ks")),
-            _fmt(m.get("test_f1_bad")), f"{v.threshold:.4f}", v.data_hash[:12],
+            str(v.version),
+            ", ".join(v.aliases) or "-",
+            v.family,
+            _fmt(m.get("cv_roc_auc")),
+            _fmt(m.get("test_roc_auc")),
+            _fmt(m.get("test_ks")),
+            _fmt(m.get("test_f1_bad")),
+            f"{v.threshold:.4f}",
+            v.data_hash[:12],
         )
     console.print(table)
 
@@ -205,6 +257,166 @@ def rollback_command() -> None:
 
     old, new = run_stage(body)
     console.print(f"champion moved back from version {old} to version {new}")
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: [serve] host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: [serve] port).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: [serve] workers).")
+    ] = None,
+) -> None:
+    """Serve the champion over HTTP: /predict, /invocations, /feedback, /ready, /model, /metrics."""
+    from creditops.serving.app import serve
+
+    def body(config: Settings) -> None:
+        path = State.config_path
+        if path is None and Path("creditops.toml").is_file():
+            path = Path("creditops.toml")
+        serve(config, config_path=path, host=host, port=port, workers=workers)
+
+    run_stage(body)
+
+
+# --- the production loop: simulate, monitor, check (issue 4) ------------------
+
+
+def _figure(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    number = float(value)
+    return "n/a" if number != number else f"{number:.4f}"
+
+
+@app.command("simulate")
+def simulate_command(
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            "--scenario",
+            "-s",
+            help="none | covariate | concept | original | ordered-tail (default: [simulate] scenario).",
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="Applicants to send (default: [simulate] samples).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed (default: [simulate] seed).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Send simulated applicants to the running service, then post their outcomes to /feedback."""
+    from creditops.simulate import run_simulation
+
+    summary = run_stage(
+        lambda c: run_simulation(c, scenario, samples=samples, seed=seed, show_progress=not as_json)
+    )
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    table = Table(title=f"simulation {summary.scenario} (seed {summary.seed})", show_header=False)
+    table.add_row("sent / scored / refused", f"{summary.rows} / {summary.scored} / {summary.refused}")
+    table.add_row("decline rate", _figure(summary.decline_rate))
+    table.add_row("true bad rate / model accuracy", f"{_figure(summary.bad_rate)} / {_figure(summary.accuracy)}")
+    table.add_row(
+        "outcomes now / late / never / failed",
+        f"{summary.feedback_now} / {summary.feedback_late} / {summary.feedback_never} / "
+        f"{summary.feedback_failed}",
+    )
+    table.add_row("model versions", ", ".join(f"v{v}: {n}" for v, n in summary.model_versions.items()))
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    console.print(table)
+    if summary.refused:
+        raise typer.Exit(1)
+
+
+@app.command("monitor")
+def monitor_command(
+    last: Annotated[
+        int | None,
+        typer.Option("--last", min=1, help="Newest N rows of the log (default: [monitor] window_rows)."),
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Rows created at or after this time (UTC if naive).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Rows created before this time (UTC if naive).")
+    ] = None,
+    current: Annotated[
+        Path | None,
+        typer.Option("--current", help="A CSV of applicants to monitor instead of the log."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Drift and quality of a traffic window against the champion's training data."""
+    from creditops.monitor import run_monitor
+
+    result = run_stage(
+        lambda c: run_monitor(c, last_n=last, since=since, until=until, current_csv=current)
+    )
+    if as_json:
+        print_json(result.as_dict())
+        return
+    table = Table(title=f"monitor: champion v{result.champion_version}, {result.window}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("band / reference")
+    table.add_row("rows (labelled)", f"{result.rows} ({result.labelled_rows})", "")
+    if result.drift_share is not None:
+        table.add_row(
+            "drifted features (Evidently)",
+            _figure(result.drift_share),
+            ", ".join(result.drifted_columns) or "none",
+        )
+    if result.score_psi is not None:
+        table.add_row("PSI score", _figure(result.score_psi), result.psi_bands.get("score", ""))
+    for name, value in sorted(result.feature_psi.items(), key=lambda kv: -kv[1]):
+        table.add_row(f"PSI {name}", _figure(value), result.psi_bands.get(name, ""))
+    if result.quality is not None:
+        for key, train_key in (("roc_auc", "test_roc_auc"), ("ks", "test_ks"), ("f1_bad", "test_f1_bad")):
+            table.add_row(
+                key, _figure(result.quality.get(key)), f"training {_figure(result.training.get(train_key))}"
+            )
+    console.print(table)
+    for message in result.messages:
+        console.print(f"note: {message}", markup=False)
+    for kind, path in result.reports.items():
+        console.print(f"{kind}: {path}", markup=False)
+
+
+@app.command("check")
+def check_command(
+    retrain: Annotated[
+        bool | None,
+        typer.Option("--retrain/--no-retrain", help="Retrain when the trigger fires (default: [check] retrain)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision record as JSON.")] = False,
+) -> None:
+    """Apply the retraining trigger to the latest monitoring figures; retrain if asked."""
+    from creditops.retrain import run_check
+
+    decision = run_stage(lambda c: run_check(c, retrain))
+    if as_json:
+        print_json(decision.as_dict())
+        return
+    table = Table(title=f"check: champion v{decision.champion_version} -> {decision.action}")
+    table.add_column("rule")
+    table.add_column("value", justify="right")
+    table.add_column("limit", justify="right")
+    table.add_column("verdict")
+    for rule in decision.rules:
+        verdict = "FIRED" if rule["fired"] else ("skipped" if rule["value"] is None else "ok")
+        table.add_row(rule["rule"], _figure(rule["value"]), f"{rule['limit']:g}", verdict)
+    console.print(table)
+    for line in [*decision.reasons, *decision.messages]:
+        console.print(f"  {line}", markup=False)
+    if decision.retrain is not None:
+        r = decision.retrain
+        console.print(
+            f"retrained: v{r.challenger_version} {'PROMOTED' if r.promoted else 'not promoted'}: {r.reason}",
+            markup=False,
+        )
+    console.print(f"decision record: {decision.record_path}", markup=False)
 
 
 def main() -> None:

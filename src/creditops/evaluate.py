@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
@@ -90,7 +89,9 @@ def class_report(y_true: object, proba: object, threshold: float) -> dict[str, f
     return out
 
 
-def expected_cost(y_true: object, proba: object, threshold: float, config: ThresholdConfig) -> float:
+def expected_cost(
+    y_true: object, proba: object, threshold: float, config: ThresholdConfig
+) -> float:
     """Mean cost per applicant: approving a bad and declining a good, as configured."""
     c = confusion(y_true, proba, threshold)
     total = sum(c.values())
@@ -120,9 +121,13 @@ def choose_threshold(y_true: object, proba: object, config: ThresholdConfig) -> 
     candidates = p_sorted[distinct]
     if config.policy == "max_f1":
         if config.f1_class == "bad":
-            score = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0)
+            score = np.divide(
+                2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0
+            )
         else:
-            score = np.divide(2 * tn, 2 * tn + fn + fp, out=np.zeros_like(tn), where=(2 * tn + fn + fp) > 0)
+            score = np.divide(
+                2 * tn, 2 * tn + fn + fp, out=np.zeros_like(tn), where=(2 * tn + fn + fp) > 0
+            )
         best = int(np.argmax(score))
     else:
         cost = fn * config.cost_approve_bad + fp * config.cost_decline_good
@@ -187,7 +192,9 @@ def group_metrics(
         out[f"{key}_fpr"] = float(np.mean(declined[goods])) if goods.any() else float("nan")
     if rates:
         highest = max(rates.values())
-        out[f"fair_{label}_approval_ratio"] = min(rates.values()) / highest if highest > 0 else float("nan")
+        out[f"fair_{label}_approval_ratio"] = (
+            min(rates.values()) / highest if highest > 0 else float("nan")
+        )
     return out
 
 
@@ -203,5 +210,3 @@ def age_band(age: pd.Series) -> pd.Series:
     """Age in the bands fairness metrics are reported by."""
     bins = [18, 26, 36, 51, 200]
     return pd.cut(age, bins=bins, right=False, labels=list(AGE_BANDS)).astype("object")
-
-

@@ -23,7 +23,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from creditops import schema
@@ -104,7 +104,9 @@ def build_preprocessor(family: str) -> ColumnTransformer:
                 ("scale", StandardScaler()),
             ]
         )
-        scaled = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        scaled = Pipeline(
+            [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+        )
         transformers: list[tuple[str, Any, list[str]]] = [
             ("money", log_money, money),
             ("num", scaled, plain),
@@ -132,7 +134,11 @@ def output_columns(family: str) -> list[str]:
     """The names of the columns the preprocessor of ``family`` outputs, in order (without prefix)."""
     row = {}
     for name, spec in schema.FIELDS.items():
-        row[name] = spec.categories[0] if isinstance(spec, schema.CategoricalField) else spec.observed[0] + 1
+        row[name] = (
+            spec.categories[0]
+            if isinstance(spec, schema.CategoricalField)
+            else spec.observed[0] + 1
+        )
     frame = add_derived_features(pd.DataFrame([row, row]))
     names = build_preprocessor(family).fit(frame).get_feature_names_out()
     return [str(n).split("__", 1)[1] for n in names]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 from creditops.config import LoggingConfig
@@ -31,6 +32,11 @@ def configure_logging(config: LoggingConfig, *, console: bool = True) -> Path:
     file_handler.setFormatter(logging.Formatter(_FILE_FORMAT))
     root.addHandler(file_handler)
     if console:
-        root.addHandler(RichHandler(show_path=False, rich_tracebacks=False, markup=False))
+        # stderr: stdout stays clean for tables and --json output
+        root.addHandler(
+            RichHandler(
+                console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+            )
+        )
     root.propagate = False
     return path

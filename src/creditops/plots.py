@@ -40,7 +40,11 @@ def roc_curve_png(y: np.ndarray, p: np.ndarray, path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot(fpr, tpr, label=f"AUC {evaluate.roc_auc(y, p):.3f}, Gini {evaluate.gini(y, p):.3f}")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    ax.set(xlabel="false positive rate (goods declined)", ylabel="true positive rate (bads declined)", title=title)
+    ax.set(
+        xlabel="false positive rate (goods declined)",
+        ylabel="true positive rate (bads declined)",
+        title=title,
+    )
     ax.legend(loc="lower right")
     return _save(fig, path)
 
@@ -54,7 +58,9 @@ def ks_curve_png(y: np.ndarray, p: np.ndarray, path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(thresholds, tpr, label="bads declined")
     ax.plot(thresholds, fpr, label="goods declined")
-    ax.vlines(thresholds[gap], fpr[gap], tpr[gap], colors="red", label=f"KS {tpr[gap] - fpr[gap]:.3f}")
+    ax.vlines(
+        thresholds[gap], fpr[gap], tpr[gap], colors="red", label=f"KS {tpr[gap] - fpr[gap]:.3f}"
+    )
     ax.set(xlabel="decline threshold on P(bad)", ylabel="cumulative share", title=title)
     ax.invert_xaxis()
     ax.legend()

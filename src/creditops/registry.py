@@ -32,7 +32,9 @@ PREVIOUS = "previous"
 TRAIN_DATA_ARTIFACT = "data/train.csv"
 TEST_DATA_ARTIFACT = "data/test.csv"
 
-_URI = re.compile(r"^(sqlite:///.+|postgresql(\+\w+)?://.+|mysql(\+\w+)?://.+|https?://[^/\s]+.*|file:.+|databricks.*)$")
+_URI = re.compile(
+    r"^(sqlite:///.+|postgresql(\+\w+)?://.+|mysql(\+\w+)?://.+|https?://[^/\s]+.*|file:.+|databricks.*)$"
+)
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,15 @@ def connect(config: MlflowConfig) -> Any:
             "http(s)://HOST:PORT or file:PATH"
         )
     if uri.startswith("http"):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(config.request_timeout_seconds)))
+        os.environ.setdefault(
+            "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(config.request_timeout_seconds))
+        )
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # the store's schema set-up chatter is not the user's business
+    for noisy in ("mlflow.store.db.utils", "alembic", "mlflow.tracking._tracking_service.client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -116,7 +123,9 @@ def _ref(client: Any, version: Any) -> ModelRef:
     try:
         threshold = float(tags.get("threshold", "0.5"))
     except ValueError as exc:
-        raise RegistryError(f"model {version.name} version {version.version}: bad threshold tag") from exc
+        raise RegistryError(
+            f"model {version.name} version {version.version}: bad threshold tag"
+        ) from exc
     return ModelRef(
         name=version.name,
         version=int(version.version),
@@ -182,7 +191,9 @@ def list_versions(client: Any, name: str) -> list[ModelRef]:
     return sorted(refs, key=lambda r: r.version, reverse=True)
 
 
-def register_version(client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelRef:
+def register_version(
+    client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str]
+) -> ModelRef:
     """Register a logged model as a new version of ``name`` with ``tags``."""
     from mlflow.exceptions import MlflowException
 
@@ -202,7 +213,9 @@ def set_alias(client: Any, name: str, alias: str, version: int) -> None:
     try:
         client.set_registered_model_alias(name, alias, str(version))
     except Exception as exc:
-        raise RegistryError(f"cannot set alias {alias!r} of {name!r} to version {version}: {_first_line(exc)}") from exc
+        raise RegistryError(
+            f"cannot set alias {alias!r} of {name!r} to version {version}: {_first_line(exc)}"
+        ) from exc
     log.info("alias %s of %s -> version %s", alias, name, version)
 
 
@@ -280,9 +293,15 @@ def decide_promotion(
     if not np.isfinite(challenger_auc):
         return False, "challenger ROC AUC is undefined on the holdout (one class only?)"
     if challenger_auc < config.min_auc:
-        return False, f"challenger ROC AUC {challenger_auc:.4f} is below the minimum {config.min_auc:.4f}"
+        return (
+            False,
+            f"challenger ROC AUC {challenger_auc:.4f} is below the minimum {config.min_auc:.4f}",
+        )
     if champion_auc is None:
-        return True, f"no champion yet; challenger ROC AUC {challenger_auc:.4f} >= minimum {config.min_auc:.4f}"
+        return (
+            True,
+            f"no champion yet; challenger ROC AUC {challenger_auc:.4f} >= minimum {config.min_auc:.4f}",
+        )
     gain = challenger_auc - champion_auc
     if gain < config.min_improvement:
         return False, (

@@ -69,7 +69,9 @@ FIELDS: dict[str, Field] = {
             ("rent", "owner", "parents", "priv", "other", "ignore"),
             nullable=True,
         ),
-        NumericField("Time", "term of the requested loan, in months", 1, 120, (6, 72), integer=True),
+        NumericField(
+            "Time", "term of the requested loan, in months", 1, 120, (6, 72), integer=True
+        ),
         NumericField("Age", "age of the applicant, in years", 18, 100, (18, 68), integer=True),
         CategoricalField(
             "Marital",
@@ -91,16 +93,24 @@ FIELDS: dict[str, Field] = {
             nullable=True,
             exclusive_minimum=True,
         ),
-        NumericField("Assets", "value of the applicant's assets", 0, 5_000_000, (0, 300_000), nullable=True),
+        NumericField(
+            "Assets", "value of the applicant's assets", 0, 5_000_000, (0, 300_000), nullable=True
+        ),
         NumericField("Debt", "amount of current debt", 0, 1_000_000, (0, 30_000), nullable=True),
-        NumericField("Amount", "amount of the requested loan", 1, 100_000, (100, 5_000), integer=True),
-        NumericField("Price", "price of the good being bought", 1, 200_000, (105, 11_140), integer=True),
+        NumericField(
+            "Amount", "amount of the requested loan", 1, 100_000, (100, 5_000), integer=True
+        ),
+        NumericField(
+            "Price", "price of the good being bought", 1, 200_000, (105, 11_140), integer=True
+        ),
     )
 }
 
 FEATURES: tuple[str, ...] = tuple(FIELDS)
 NUMERIC: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if isinstance(f, NumericField))
-CATEGORICAL: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if isinstance(f, CategoricalField))
+CATEGORICAL: tuple[str, ...] = tuple(
+    n for n, f in FIELDS.items() if isinstance(f, CategoricalField)
+)
 NULLABLE: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if f.nullable)
 # Columns the raw file may carry besides the contract; dropped on load.
 IGNORED_COLUMNS = ("rownames", "Unnamed: 0", "")
@@ -219,7 +229,9 @@ def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]
         for i in np.flatnonzero(infinite):
             violations.append(Violation(int(rows[i]), name, float(values[i]), "is not finite"))
         with np.errstate(invalid="ignore"):
-            low = finite & (values <= spec.minimum if spec.exclusive_minimum else values < spec.minimum)
+            low = finite & (
+                values <= spec.minimum if spec.exclusive_minimum else values < spec.minimum
+            )
             high = finite & (values > spec.maximum)
             fractional = finite & spec.integer & (values != np.round(values))
         low_rule = (
@@ -231,17 +243,26 @@ def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]
             violations.append(Violation(int(rows[i]), name, _py(values[i]), low_rule))
         for i in np.flatnonzero(high):
             violations.append(
-                Violation(int(rows[i]), name, _py(values[i]), f"is above the maximum {_num(spec.maximum)}")
+                Violation(
+                    int(rows[i]), name, _py(values[i]), f"is above the maximum {_num(spec.maximum)}"
+                )
             )
         for i in np.flatnonzero(fractional):
-            violations.append(Violation(int(rows[i]), name, _py(values[i]), "must be a whole number"))
+            violations.append(
+                Violation(int(rows[i]), name, _py(values[i]), "must be a whole number")
+            )
     if TARGET in frame:
         target = frame[TARGET]
         bad = ~target.isin(LABELS).to_numpy()
         for i in np.flatnonzero(bad):
             value = target.iloc[i]
             violations.append(
-                Violation(int(rows[i]), TARGET, None if pd.isna(value) else value, "is not one of good, bad")
+                Violation(
+                    int(rows[i]),
+                    TARGET,
+                    None if pd.isna(value) else value,
+                    "is not one of good, bad",
+                )
             )
     order = {name: i for i, name in enumerate((*FEATURES, TARGET))}
     return sorted(violations, key=lambda v: (v.row, order[v.field]))

@@ -142,7 +142,9 @@ def _sampler(config: TrainConfig, family: str) -> tuple[Any, int]:
         if size == 0:
             raise TrainingError(f"[train.grid.{family}] is empty: nothing to search")
         return optuna.samplers.GridSampler(grid, seed=config.seed), size
-    sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=min(5, config.trials_for(family)))
+    sampler = optuna.samplers.TPESampler(
+        seed=config.seed, n_startup_trials=min(5, config.trials_for(family))
+    )
     return sampler, config.trials_for(family)
 
 
@@ -158,7 +160,9 @@ def search_family(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler, budget = _sampler(config, family)
-    study = optuna.create_study(direction="maximize", sampler=sampler, study_name=f"creditops-{family}")
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler, study_name=f"creditops-{family}"
+    )
     results: list[TrialResult] = []
     space = config.space_for(family) if config.search == "optuna" else None
 
@@ -166,13 +170,18 @@ def search_family(
         if space is not None:
             params = {name: suggest(trial, name, spec) for name, spec in space.items()}
         else:
-            params = {name: trial.suggest_categorical(name, values) for name, values in config.grid_for(family).items()}
+            params = {
+                name: trial.suggest_categorical(name, values)
+                for name, values in config.grid_for(family).items()
+            }
         try:
             mean, sd, oof = cross_validate(
                 family, params, X, y, config.cv_folds, config.seed, config.n_jobs, config.monotone
             )
         except (ValueError, TypeError) as exc:
-            raise TrainingError(f"{family} trial {trial.number} with {params} failed: {exc}") from exc
+            raise TrainingError(
+                f"{family} trial {trial.number} with {params} failed: {exc}"
+            ) from exc
         result = TrialResult(family, trial.number, params, mean, sd, oof)
         results.append(result)
         if on_trial is not None:
@@ -192,7 +201,11 @@ def search_family(
 def _code_version() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
         if out.returncode == 0:
             return out.stdout.strip()
@@ -219,7 +232,7 @@ def model_signature() -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-    columns = []
+    columns: list[ColSpec | TensorSpec] = []
     for name, spec in schema.FIELDS.items():
         kind = "string" if isinstance(spec, schema.CategoricalField) else "double"
         columns.append(ColSpec(kind, name, required=not spec.nullable))
@@ -238,21 +251,28 @@ def _log_trial(client: Any, experiment_id: str, parent_id: str, result: TrialRes
     now = int(time.time() * 1000)
     client.log_batch(
         run.info.run_id,
-        metrics=[Metric("cv_roc_auc", result.cv_auc, now, 0), Metric("cv_roc_auc_sd", result.cv_auc_sd, now, 0)],
+        metrics=[
+            Metric("cv_roc_auc", result.cv_auc, now, 0),
+            Metric("cv_roc_auc_sd", result.cv_auc_sd, now, 0),
+        ],
         params=[Param(k, str(v)) for k, v in result.params.items()],
         tags=[RunTag("trial", str(result.number))],
     )
     client.set_terminated(run.info.run_id)
 
 
-def fairness_metrics(X: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+def fairness_metrics(
+    X: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float
+) -> dict[str, float]:
     """Approval rate, TPR, FPR by Age band and by Marital status, with min/max ratios."""
     out = evaluate.group_metrics(y, proba, threshold, evaluate.age_band(X["Age"]), label="age")
     out.update(evaluate.group_metrics(y, proba, threshold, X["Marital"], label="marital"))
     return out
 
 
-def permutation_importance(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int) -> dict[str, float]:
+def permutation_importance(
+    pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int
+) -> dict[str, float]:
     """Mean drop in test ROC AUC when each contract column is shuffled (3 repeats)."""
     rng = np.random.default_rng(seed)
     base = evaluate.roc_auc(y, pipeline.predict_proba(X)[:, 1])
@@ -298,8 +318,21 @@ def model_card(
         "- held-out test split:",
         *[
             f"  - {k}: {metrics[k]:.4f}"
-            for k in ("roc_auc", "gini", "ks", "pr_auc", "brier", "log_loss", "accuracy",
-                      "precision_bad", "recall_bad", "f1_bad", "precision_good", "recall_good", "f1_good")
+            for k in (
+                "roc_auc",
+                "gini",
+                "ks",
+                "pr_auc",
+                "brier",
+                "log_loss",
+                "accuracy",
+                "precision_bad",
+                "recall_bad",
+                "f1_bad",
+                "precision_good",
+                "recall_good",
+                "f1_good",
+            )
         ],
         "",
         "## Most important features (permutation, drop in test ROC AUC)",
@@ -363,8 +396,12 @@ def log_finalist(
     fairness = fairness_metrics(split.X_test, split.y_test, proba, threshold)
     importance = permutation_importance(pipeline, split.X_test, split.y_test, config.seed)
     with mlflow.start_run(run_name=f"finalist-{best.family}", nested=True) as run:
-        mlflow.set_tags({"creditops.stage": "finalist", "family": best.family, "data_hash": data_hash})
-        mlflow.log_params({**best.params, "family": best.family, "threshold_policy": config.threshold.policy})
+        mlflow.set_tags(
+            {"creditops.stage": "finalist", "family": best.family, "data_hash": data_hash}
+        )
+        mlflow.log_params(
+            {**best.params, "family": best.family, "threshold_policy": config.threshold.policy}
+        )
         mlflow.log_metrics(
             _finite(
                 {
@@ -377,8 +414,15 @@ def log_finalist(
         )
         mlflow.log_dict({k: float(v) for k, v in importance.items()}, "feature_importance.json")
         card = model_card(
-            best.family, best.params, (best.cv_auc, best.cv_auc_sd), metrics, fairness, importance,
-            data_hash, len(split.train), len(split.test),
+            best.family,
+            best.params,
+            (best.cv_auc, best.cv_auc_sd),
+            metrics,
+            fairness,
+            importance,
+            data_hash,
+            len(split.train),
+            len(split.test),
         )
         mlflow.log_text(card, "model_card.md")
         with tempfile.TemporaryDirectory() as tmp:
@@ -387,7 +431,9 @@ def log_finalist(
             plots.roc_curve_png(split.y_test, proba, folder / "roc_curve.png", title)
             plots.ks_curve_png(split.y_test, proba, folder / "ks_curve.png", title)
             plots.calibration_png(split.y_test, proba, folder / "calibration.png", title)
-            plots.confusion_png(split.y_test, proba, threshold, folder / "confusion_matrix.png", title)
+            plots.confusion_png(
+                split.y_test, proba, threshold, folder / "confusion_matrix.png", title
+            )
             plots.importance_png(importance, folder / "feature_importance.png", title)
             mlflow.log_artifacts(tmp, "figures")
         with _quiet("mlflow.sklearn"):
@@ -405,7 +451,9 @@ def log_finalist(
         loaded = mlflow.sklearn.load_model(info.model_uri)
         again = loaded.predict_proba(split.X_test)[:, 1]
         if not np.allclose(again, proba, rtol=0, atol=1e-12):
-            raise TrainingError(f"{best.family}: the logged model does not predict as the fitted one")
+            raise TrainingError(
+                f"{best.family}: the logged model does not predict as the fitted one"
+            )
         run_id = run.info.run_id
     tags = {
         "family": best.family,
@@ -416,15 +464,31 @@ def log_finalist(
         "cv_roc_auc": f"{best.cv_auc:.6f}",
         **{f"test_{k}": f"{v:.6f}" for k, v in metrics.items() if np.isfinite(v)},
     }
-    ref = registry.register_version(client, settings.mlflow.registered_model, info.model_uri, run_id, tags)
+    ref = registry.register_version(
+        client, settings.mlflow.registered_model, info.model_uri, run_id, tags
+    )
     log.info(
         "finalist %s: CV AUC %.4f ± %.4f, test AUC %.4f, KS %.4f, F1(bad) %.4f at threshold %.4f -> version %d",
-        best.family, best.cv_auc, best.cv_auc_sd, metrics["roc_auc"], metrics["ks"], metrics["f1_bad"],
-        threshold, ref.version,
+        best.family,
+        best.cv_auc,
+        best.cv_auc_sd,
+        metrics["roc_auc"],
+        metrics["ks"],
+        metrics["f1_bad"],
+        threshold,
+        ref.version,
     )
     return Finalist(
-        best.family, best.params, best.cv_auc, best.cv_auc_sd, threshold, metrics, run_id,
-        info.model_uri, ref.version, n_trials,
+        best.family,
+        best.params,
+        best.cv_auc,
+        best.cv_auc_sd,
+        threshold,
+        metrics,
+        run_id,
+        info.model_uri,
+        ref.version,
+        n_trials,
     )
 
 
@@ -453,19 +517,22 @@ def run_training(
     import mlflow
 
     started = time.perf_counter()
-    client = registry.connect(settings.mlflow)
+    # data first: a bad dataset must not leave a half-made tracking store behind
     if split is None:
         dataset = dataset if dataset is not None else load_dataset(settings.data)
         split = split_dataset(dataset, settings.data.test_size, settings.data.seed)
         source = dataset.source
     else:
         source = "provided split"
+    client = registry.connect(settings.mlflow)
     from creditops.data import frame_hash
 
     data_hash = frame_hash(split.train)
     config = settings.train
     budgets = {f: _sampler(config, f)[1] for f in config.families}
-    experiment_id = mlflow.get_experiment_by_name(settings.mlflow.experiment).experiment_id
+    experiment = mlflow.get_experiment_by_name(settings.mlflow.experiment)
+    assert experiment is not None  # registry.connect created it
+    experiment_id = experiment.experiment_id
     finalists: list[Finalist] = []
     with mlflow.start_run(run_name=context) as parent:
         parent_id = parent.info.run_id
@@ -511,7 +578,9 @@ def run_training(
                 task = progress.add_task(family, total=budgets[family], best="-")
                 best_so_far = [float("-inf")]
 
-                def on_trial(result: TrialResult, task: Any = task, best_so_far: list[float] = best_so_far) -> None:
+                def on_trial(
+                    result: TrialResult, task: Any = task, best_so_far: list[float] = best_so_far
+                ) -> None:
                     _log_trial(client, experiment_id, parent_id, result)
                     best_so_far[0] = max(best_so_far[0], result.cv_auc)
                     progress.update(task, advance=1, best=f"{best_so_far[0]:.4f}")
@@ -520,22 +589,40 @@ def run_training(
                 best = max(trials, key=lambda t: t.cv_auc)
                 log.info(
                     "%s: %d trial(s), best CV ROC AUC %.4f ± %.4f with %s",
-                    family, len(trials), best.cv_auc, best.cv_auc_sd, best.params,
+                    family,
+                    len(trials),
+                    best.cv_auc,
+                    best.cv_auc_sd,
+                    best.params,
                 )
-                finalists.append(log_finalist(best, split, settings, data_hash, parent_id, len(trials), client))
+                finalists.append(
+                    log_finalist(best, split, settings, data_hash, parent_id, len(trials), client)
+                )
         winner = max(finalists, key=lambda f: f.cv_auc)
-        registry.set_alias(client, settings.mlflow.registered_model, registry.CHALLENGER, winner.version)
+        registry.set_alias(
+            client, settings.mlflow.registered_model, registry.CHALLENGER, winner.version
+        )
         mlflow.set_tag("challenger_version", str(winner.version))
         mlflow.log_metric("best_cv_roc_auc", winner.cv_auc)
         seconds = time.perf_counter() - started
         mlflow.log_metric("training_seconds", seconds)
     log.info(
         "training run %s: challenger is %s version %d (CV AUC %.4f), %.1f s",
-        parent_id, winner.family, winner.version, winner.cv_auc, seconds,
+        parent_id,
+        winner.family,
+        winner.version,
+        winner.cv_auc,
+        seconds,
     )
     return TrainingReport(
-        parent_id, settings.mlflow.experiment, data_hash, len(split.train), len(split.test),
-        finalists, winner.version, seconds,
+        parent_id,
+        settings.mlflow.experiment,
+        data_hash,
+        len(split.train),
+        len(split.test),
+        finalists,
+        winner.version,
+        seconds,
     )
 
 
