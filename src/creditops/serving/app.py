@@ -1,0 +1,247 @@
+"""The scoring service: the app factory, its lifespan, and the model it serves.
+
+:class:`ScoringService` owns everything that outlives a request: the loaded
+champion (swapped whole, so a request keeps the model it started with), the
+inference store and its background writer, the metrics. ``create_app`` wires
+it into a FastAPI app; ``app_from_env`` is the factory uvicorn imports when it
+runs several workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from creditops import registry
+from creditops.config import Settings, load_config
+from creditops.errors import CreditOpsError, NoChampionError
+from creditops.serving.metrics import MetricsMiddleware, ServiceMetrics
+from creditops.serving.scorer import LoadedModel, prepare_model
+from creditops.serving.store import InferenceLogWriter, InferenceStore
+
+log = logging.getLogger(__name__)
+
+NO_CHAMPION = "no champion: run `creditops promote`"
+CONFIG_ENV = "CREDITOPS_CONFIG"
+
+
+class ScoringService:
+    """The served model, the inference log and the metrics of one server process."""
+
+    def __init__(self, settings: Settings, *, store: InferenceStore | None = None) -> None:
+        self.settings = settings
+        self.config = settings.serve
+        self.metrics = ServiceMetrics()
+        self.store = store or InferenceStore(self.config.store_url)
+        spill = _spill_path(self.config.store_url)
+        self.writer = InferenceLogWriter(
+            self.store,
+            flush_interval=self.config.flush_interval_seconds,
+            flush_max_rows=self.config.flush_max_rows,
+            spill_path=spill,
+        )
+        self.writer.on_write = self.metrics.log_written.inc
+        self.writer.on_failure = self.metrics.log_failures.inc
+        self.model: LoadedModel | None = None
+        self.not_ready_reason = "starting: the champion is not loaded yet"
+        self._client: Any = None
+        self._reload_lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+
+    # --- life cycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, start the writer, load the champion, start polling."""
+        await anyio.to_thread.run_sync(self.store.create)
+        self.writer.start()
+        await self.reload()
+        if self.config.poll_seconds > 0:
+            self._poller = asyncio.create_task(self._poll(), name="champion-poller")
+
+    async def stop(self) -> None:
+        """Stop polling, drain the inference log, close the store."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await anyio.to_thread.run_sync(self.writer.close)
+        self.store.close()
+        log.info("inference log drained: %d row(s) written", self.writer.written_rows)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.poll_seconds)
+            try:
+                await self.reload()
+            except Exception:  # the poller must outlive any one failure
+                log.exception("champion poll failed; serving on")
+
+    # --- the champion ----------------------------------------------------------
+
+    async def reload(self) -> tuple[bool, str]:
+        """Point the service at the current champion if it moved.
+
+        Returns:
+            Whether the served model changed, and why (or why not).
+        """
+        async with self._reload_lock:
+            try:
+                ref, loaded = await anyio.to_thread.run_sync(self._fetch_champion)
+            except NoChampionError as exc:
+                self.metrics.reloads.labels("no_champion").inc()
+                if self.model is None:
+                    self.not_ready_reason = f"{NO_CHAMPION} ({exc})"
+                    return False, self.not_ready_reason
+                log.warning("%s; still serving version %s", exc, self.model.ref.version)
+                return False, f"{exc}; still serving version {self.model.ref.version}"
+            except CreditOpsError as exc:
+                self.metrics.reloads.labels("error").inc()
+                log.error("cannot load the champion: %s", exc)
+                if self.model is None:
+                    self.not_ready_reason = f"cannot load the champion: {exc}"
+                    return False, self.not_ready_reason
+                return (
+                    False,
+                    f"cannot load the champion ({exc}); still serving {self.model.ref.version}",
+                )
+            if loaded is None:
+                return False, f"version {ref.version} is already served"
+            previous = self.model
+            self.model = loaded  # one assignment: requests in flight keep their own reference
+            self.metrics.reloads.labels("swapped").inc()
+            self.metrics.model_version.set(ref.version)
+            self.metrics.model_info.clear()
+            self.metrics.model_info.labels(
+                ref.name,
+                str(ref.version),
+                ref.family,
+                "compiled" if loaded.fast_path else "pipeline",
+            ).set(1)
+            detail = f"now serving {ref.name} version {ref.version}" + (
+                f" (was {previous.ref.version})" if previous else ""
+            )
+            log.info("%s", detail)
+            return True, detail
+
+    def _fetch_champion(self) -> tuple[registry.ModelRef, LoadedModel | None]:
+        started = time.perf_counter()
+        if self._client is None:
+            self._client = registry.connect(self.settings.mlflow)
+        ref = registry.resolve_alias(self._client, self.settings.mlflow.registered_model)
+        current = self.model
+        if current is not None and current.ref.version == ref.version:
+            return ref, None
+        pipeline = registry.load_pipeline(ref)
+        return ref, prepare_model(ref, pipeline, started=started)
+
+    # --- inference log -------------------------------------------------------
+
+    def log_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.writer.submit(rows)
+        self.metrics.log_pending.set(self.writer.pending)
+
+
+def _spill_path(url: str) -> Path:
+    if url.startswith("sqlite:///"):
+        database = Path(url.removeprefix("sqlite:///"))
+        return database.with_name(database.name + ".unwritten.jsonl")
+    return Path("state") / "inferences.unwritten.jsonl"
+
+
+def create_app(settings: Settings, *, store: InferenceStore | None = None) -> FastAPI:
+    """The scoring app for ``settings`` (``store`` replaces the configured one in tests)."""
+    from creditops.serving import routes
+
+    service = ScoringService(settings, store=store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="creditops scoring service",
+        version="1",
+        description=(
+            "Probability of default for credit applicants, with the reasons behind each "
+            "decision. Send applicants in natural values to `POST /predict`; MLflow clients "
+            "use `POST /invocations`. Report outcomes to `POST /feedback`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.include_router(routes.router)
+    app.add_exception_handler(RequestValidationError, routes.validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, routes.http_error_handler)
+    app.add_exception_handler(Exception, routes.unexpected_error_handler)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    return app
+
+
+def service_of(request: Request) -> ScoringService:
+    service: ScoringService = request.app.state.service
+    return service
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: reads the config named by ``CREDITOPS_CONFIG``."""
+    from creditops.logs import configure_logging
+
+    path = os.environ.get(CONFIG_ENV) or None
+    settings = load_config(path)
+    configure_logging(settings.logging)
+    return create_app(settings)
+
+
+def json_response(body: bytes, status: int = 200, **kwargs: Any) -> Response:
+    return Response(body, status_code=status, media_type="application/json", **kwargs)
+
+
+def serve(
+    settings: Settings,
+    *,
+    config_path: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> None:
+    """Run the scoring service under uvicorn until SIGINT/SIGTERM (then drain and stop).
+
+    One worker serves the app built here; several workers each build their own
+    from the config file (named to them by ``CREDITOPS_CONFIG``) through
+    :func:`app_from_env`, as uvicorn needs an import string to spawn them.
+    """
+    import uvicorn
+
+    host = host or settings.serve.host
+    port = settings.serve.port if port is None else port
+    workers = workers or settings.serve.workers
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 30,
+    }
+    log.info("serving on http://%s:%s with %d worker(s)", host, port, workers)
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    if config_path is not None:
+        os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
+    uvicorn.run("creditops.serving.app:app_from_env", factory=True, workers=workers, **options)

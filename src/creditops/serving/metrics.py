@@ -1,0 +1,137 @@
+"""Prometheus metrics of the scoring service, and the ASGI middleware that counts requests.
+
+Each app has its own registry (tests build several apps in one process). With
+``workers > 1`` every worker process keeps its own counters: a scrape reaches
+one worker, so aggregate across scrapes by ``instance``/``pid`` labels, or run
+one worker per container (see docs).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+ROUTES = frozenset(
+    {
+        "/predict",
+        "/invocations",
+        "/feedback",
+        "/health",
+        "/ready",
+        "/model",
+        "/metrics",
+        "/admin/reload",
+        "/docs",
+        "/openapi.json",
+    }
+)
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class ServiceMetrics:
+    """The counters, histograms and gauges ``GET /metrics`` exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "creditops_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "creditops_request_latency_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "creditops_decisions", "Scored applicants by decision", ["decision"], registry=r
+        )
+        self.rows_rejected = Counter(
+            "creditops_rows_rejected", "Rows refused for breaking the contract", registry=r
+        )
+        self.model_version = Gauge(
+            "creditops_model_version", "Version of the model being served (0: none)", registry=r
+        )
+        self.model_info = Gauge(
+            "creditops_model_info",
+            "The served model (value 1)",
+            ["name", "version", "family", "path"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "creditops_model_reloads", "Model swaps by outcome", ["outcome"], registry=r
+        )
+        self.log_pending = Gauge(
+            "creditops_inference_log_pending", "Scored rows waiting to be written", registry=r
+        )
+        self.log_written = Counter(
+            "creditops_inference_log_written_rows", "Rows written to the inference log", registry=r
+        )
+        self.log_failures = Counter(
+            "creditops_inference_log_write_failures",
+            "Failed writes to the inference log (retried)",
+            registry=r,
+        )
+        self._children: dict[tuple[str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """Count one answered request (children cached: labels() is slow on the hot path)."""
+        key = (route, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(route, str(status))
+        child.inc()
+        latency = self._latency_children.get(route)
+        if latency is None:
+            latency = self._latency_children[route] = self.latency.labels(route)
+        latency.observe(seconds)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts every HTTP answer by route and status, times it."""
+
+    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
+        status = 500
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.observe_request(route, status, time.perf_counter() - started)

@@ -1,0 +1,214 @@
+"""Request and response bodies, and the translation of validation errors.
+
+``Applicant`` is generated from the contract (``schema.FIELDS``): every range,
+integer rule, category list and nullability is a declared pydantic constraint,
+so the OpenAPI schema at ``/docs`` and the validation are the contract itself.
+Pydantic's errors are turned into ``schema.Violation`` (row, field, value, rule)
+with the contract's own wording.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from creditops import schema
+
+EXAMPLE_APPLICANT: dict[str, Any] = {
+    "Seniority": 9,
+    "Home": "rent",
+    "Time": 60,
+    "Age": 30,
+    "Marital": "married",
+    "Records": "no",
+    "Job": "freelance",
+    "Expenses": 73,
+    "Income": 129,
+    "Assets": 0,
+    "Debt": 0,
+    "Amount": 800,
+    "Price": 846,
+}
+
+
+def _field_annotation(spec: schema.Field) -> tuple[Any, Any]:
+    if isinstance(spec, schema.CategoricalField):
+        kind: Any = Literal[spec.categories]  # type: ignore[valid-type]
+        info = Field(description=spec.description)
+    else:
+        bounds: dict[str, Any] = {"le": spec.maximum}
+        bounds["gt" if spec.exclusive_minimum else "ge"] = spec.minimum
+        if spec.integer:
+            bounds["multiple_of"] = 1
+        # strict: a number must be a JSON number (no "30" strings, no booleans)
+        kind = Annotated[float, Field(strict=True, allow_inf_nan=False, **bounds)]
+        info = Field(
+            description=f"{spec.description} ({'whole number, ' if spec.integer else ''}"
+            f"{'>' if spec.exclusive_minimum else '>='} {spec.minimum:g}, "
+            f"<= {spec.maximum:g})"
+        )
+    if spec.nullable:
+        info = Field(None, description=f"{info.description}; null or absent when unknown")
+        return kind | None, info
+    return kind, info
+
+
+Applicant: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "Applicant",
+    __config__=ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [EXAMPLE_APPLICANT]},
+    ),
+    **{name: _field_annotation(spec) for name, spec in schema.FIELDS.items()},
+    Status=(
+        Literal["good", "bad"] | None,
+        Field(None, description="ignored if sent (report outcomes to POST /feedback)"),
+    ),
+)
+Applicant.__doc__ = "One credit applicant, in natural values, as the contract defines it."
+
+APPLICANTS = TypeAdapter(list[Applicant])  # type: ignore[valid-type]
+
+
+def validate_applicants(records: list[Any]) -> tuple[list[dict[str, Any]], list[schema.Violation]]:
+    """Validate records against the contract.
+
+    Returns:
+        The rows as dicts of contract features (nullable ones may be ``None``),
+        and every violation (row numbers are 1-based). Rows are returned only
+        when there is no violation at all.
+    """
+    try:
+        models = APPLICANTS.validate_python(records)
+    except ValidationError as exc:
+        return [], violations_from(exc)
+    return [m.__dict__ for m in models], []
+
+
+def violations_from(exc: ValidationError) -> list[schema.Violation]:
+    """Every pydantic error as a contract violation naming row, field, value and rule."""
+    found: dict[tuple[int, str], schema.Violation] = {}
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        row = int(loc[0]) + 1 if loc and isinstance(loc[0], int) else 1
+        name = str(loc[1]) if len(loc) > 1 else "(row)"
+        value = error.get("input")
+        if error["type"] == "missing":
+            value = None
+        violation = schema.Violation(row, name, _plain(value), _rule(name, error["type"], value))
+        found.setdefault((row, name), violation)
+    order = {name: i for i, name in enumerate(schema.FEATURES)}
+    return sorted(found.values(), key=lambda v: (v.row, order.get(v.field, len(order)), v.field))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict | list):
+        return "(object)" if isinstance(value, dict) else "(list)"
+    return value
+
+
+def _rule(name: str, kind: str, value: Any) -> str:
+    spec = schema.FIELDS.get(name)
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be an object with the contract's fields"
+    if spec is None:
+        if name == schema.TARGET:
+            return "is not one of good, bad"
+        return f"is not a contract field (the fields are: {', '.join(schema.FEATURES)})"
+    if kind == "missing" or value is None:
+        return "is required"
+    if isinstance(spec, schema.CategoricalField):
+        return f"is not one of {', '.join(spec.categories)}"
+    if kind == "finite_number":
+        return "is not finite"
+    if kind == "greater_than":
+        return f"must be greater than {spec.minimum:g}"
+    if kind == "greater_than_equal":
+        return f"is below the minimum {spec.minimum:g}"
+    if kind == "less_than_equal":
+        return f"is above the maximum {spec.maximum:g}"
+    if kind == "multiple_of":
+        return "must be a whole number"
+    return "is not a number"
+
+
+# --- responses --------------------------------------------------------------------
+
+
+class Reason(BaseModel):
+    """One feature pushing the applicant toward decline."""
+
+    feature: str = Field(description="contract field or derived ratio")
+    value: float | str | None = Field(description="the applicant's value of it")
+    contribution: float = Field(
+        description="its push toward decline, in the unit given by GET /model"
+    )
+
+
+class Prediction(BaseModel):
+    """The score of one applicant."""
+
+    request_id: str = Field(description="quote it to POST /feedback")
+    probability: float = Field(description="probability of default (bad)")
+    decision: Literal["approve", "decline"]
+    reasons: list[Reason] = Field(
+        description="top features pushing toward decline, strongest first"
+    )
+    model_name: str
+    model_version: int
+
+
+class PredictResponse(BaseModel):
+    """Scores of every applicant of one request, in order."""
+
+    batch_id: str
+    predictions: list[Prediction]
+
+
+class InvocationsResponse(BaseModel):
+    """MLflow scoring-server answer: 1 (decline: predicted bad) or 0 (approve) per row."""
+
+    predictions: list[int]
+
+
+class FeedbackRequest(BaseModel):
+    """The observed outcome of one scored applicant."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"request_id": "0" * 32, "outcome": "bad"}]},
+    )
+
+    request_id: str = Field(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")
+    outcome: Literal["good", "bad"]
+
+
+class FeedbackResponse(BaseModel):
+    request_id: str
+    outcome: Literal["good", "bad"]
+    status: Literal["recorded", "unchanged"]
+
+
+class ViolationBody(BaseModel):
+    row: int
+    field: str
+    value: Any
+    rule: str
+
+
+class ErrorResponse(BaseModel):
+    """Every refusal: a one-line summary and, for bad rows, each broken rule."""
+
+    detail: str
+    errors: list[ViolationBody] = Field(default_factory=list)
+
+
+class ReloadResponse(BaseModel):
+    changed: bool
+    model_name: str | None
+    model_version: int | None
+    detail: str
