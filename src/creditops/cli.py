@@ -302,7 +302,9 @@ def simulate_command(
     samples: Annotated[
         int | None, typer.Option(min=1, help="Applicants to send (default: [simulate] samples).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed (default: [simulate] seed).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Seed (default: [simulate] seed).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Send simulated applicants to the running service, then post their outcomes to /feedback."""
@@ -315,15 +317,22 @@ def simulate_command(
         print_json(summary.as_dict())
         return
     table = Table(title=f"simulation {summary.scenario} (seed {summary.seed})", show_header=False)
-    table.add_row("sent / scored / refused", f"{summary.rows} / {summary.scored} / {summary.refused}")
+    table.add_row(
+        "sent / scored / refused", f"{summary.rows} / {summary.scored} / {summary.refused}"
+    )
     table.add_row("decline rate", _figure(summary.decline_rate))
-    table.add_row("true bad rate / model accuracy", f"{_figure(summary.bad_rate)} / {_figure(summary.accuracy)}")
+    table.add_row(
+        "true bad rate / model accuracy",
+        f"{_figure(summary.bad_rate)} / {_figure(summary.accuracy)}",
+    )
     table.add_row(
         "outcomes now / late / never / failed",
         f"{summary.feedback_now} / {summary.feedback_late} / {summary.feedback_never} / "
         f"{summary.feedback_failed}",
     )
-    table.add_row("model versions", ", ".join(f"v{v}: {n}" for v, n in summary.model_versions.items()))
+    table.add_row(
+        "model versions", ", ".join(f"v{v}: {n}" for v, n in summary.model_versions.items())
+    )
     table.add_row("seconds", f"{summary.seconds:.1f}")
     console.print(table)
     if summary.refused:
@@ -334,7 +343,9 @@ def simulate_command(
 def monitor_command(
     last: Annotated[
         int | None,
-        typer.Option("--last", min=1, help="Newest N rows of the log (default: [monitor] window_rows)."),
+        typer.Option(
+            "--last", min=1, help="Newest N rows of the log (default: [monitor] window_rows)."
+        ),
     ] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Rows created at or after this time (UTC if naive).")
@@ -373,9 +384,15 @@ def monitor_command(
     for name, value in sorted(result.feature_psi.items(), key=lambda kv: -kv[1]):
         table.add_row(f"PSI {name}", _figure(value), result.psi_bands.get(name, ""))
     if result.quality is not None:
-        for key, train_key in (("roc_auc", "test_roc_auc"), ("ks", "test_ks"), ("f1_bad", "test_f1_bad")):
+        for key, train_key in (
+            ("roc_auc", "test_roc_auc"),
+            ("ks", "test_ks"),
+            ("f1_bad", "test_f1_bad"),
+        ):
             table.add_row(
-                key, _figure(result.quality.get(key)), f"training {_figure(result.training.get(train_key))}"
+                key,
+                _figure(result.quality.get(key)),
+                f"training {_figure(result.training.get(train_key))}",
             )
     console.print(table)
     for message in result.messages:
@@ -388,9 +405,14 @@ def monitor_command(
 def check_command(
     retrain: Annotated[
         bool | None,
-        typer.Option("--retrain/--no-retrain", help="Retrain when the trigger fires (default: [check] retrain)."),
+        typer.Option(
+            "--retrain/--no-retrain",
+            help="Retrain when the trigger fires (default: [check] retrain).",
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the decision record as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the decision record as JSON.")
+    ] = False,
 ) -> None:
     """Apply the retraining trigger to the latest monitoring figures; retrain if asked."""
     from creditops.retrain import run_check
