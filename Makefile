@@ -17,7 +17,7 @@ setup: $(STAMP)
 
 ## run: set up, then run the main job on the embedded defaults
 run: $(STAMP)
-	$(BIN)/creditops --config $(CONFIG) pipeline
+	$(BIN)/creditops --config $(CONFIG) train --promote
 
 ## test: set up, lint, type-check and run the whole test suite
 test: $(STAMP)

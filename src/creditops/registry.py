@@ -80,6 +80,7 @@ def connect(config: MlflowConfig) -> Any:
             f"tracking URI {uri!r} is malformed: expected sqlite:///PATH, postgresql://..., "
             "http(s)://HOST:PORT or file:PATH"
         )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if uri.startswith("http"):
         os.environ.setdefault(
             "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(config.request_timeout_seconds))
