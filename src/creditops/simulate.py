@@ -399,7 +399,7 @@ async def _send_batches(
         batch = records[start : start + config.batch_rows]
         async with semaphore:
             try:
-                response = await client.post("/predict", json=batch)
+                response = await client.post("/predict", json=batch, params={"reasons": "false"})
             except httpx.TransportError as exc:
                 raise SimulationError(
                     f"scoring service at {config.service_url} is unreachable "
