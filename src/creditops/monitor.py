@@ -474,11 +474,18 @@ def read_window(
     until: datetime | None,
 ) -> pd.DataFrame:
     """A window of the inference log (oldest first)."""
-    from creditops.serving.store import InferenceStore
+    import sqlalchemy as sa
+
+    from creditops.serving.store import FRAME_COLUMNS, InferenceStore
 
     store = InferenceStore(store_url)
     try:
+        if not sa.inspect(store.engine).has_table("inferences"):
+            # the service never ran against this store: an empty log, not a broken one
+            return pd.DataFrame(columns=list(FRAME_COLUMNS))
         return store.read_frame(last_n=last_n, since=since, until=until)
+    except sa.exc.SQLAlchemyError as exc:
+        raise MonitorError(f"cannot read the inference log {store_url}: {exc}") from exc
     finally:
         store.close()
 
