@@ -463,6 +463,36 @@ async def _post_feedback(
     return failed
 
 
+async def probe_service(
+    config: SimulateConfig, transport: httpx.AsyncBaseTransport | None = None
+) -> None:
+    """Make sure the service answers ``GET /health``.
+
+    Raises:
+        SimulationError: unreachable, or not healthy.
+    """
+    timeout = httpx.Timeout(config.timeout_seconds)
+    async with httpx.AsyncClient(
+        base_url=config.service_url, timeout=timeout, transport=transport
+    ) as client:
+        await _check_health(client, config)
+
+
+async def _check_health(client: httpx.AsyncClient, config: SimulateConfig) -> None:
+    try:
+        health = await client.get("/health")
+    except httpx.TransportError as exc:
+        raise SimulationError(
+            f"scoring service at {config.service_url} is unreachable ({type(exc).__name__}): "
+            "start it with `creditops serve` or set [simulate] service_url"
+        ) from exc
+    if health.status_code != 200:
+        raise SimulationError(
+            f"scoring service at {config.service_url} is not ready: GET /health answered "
+            f"{health.status_code} {health.text[:200]}"
+        )
+
+
 async def send_traffic(
     traffic: Traffic,
     config: SimulateConfig,
@@ -483,18 +513,7 @@ async def send_traffic(
     async with httpx.AsyncClient(
         base_url=config.service_url, timeout=timeout, transport=transport
     ) as client:
-        try:
-            health = await client.get("/health")
-        except httpx.TransportError as exc:
-            raise SimulationError(
-                f"scoring service at {config.service_url} is unreachable ({type(exc).__name__}): "
-                "start it with `creditops serve` or set [simulate] service_url"
-            ) from exc
-        if health.status_code != 200:
-            raise SimulationError(
-                f"scoring service at {config.service_url} is not ready: GET /health answered "
-                f"{health.status_code} {health.text[:200]}"
-            )
+        await _check_health(client, config)
         results = await _send_batches(client, records, config, progress or (lambda _: None))
         scored = np.array([r is not None for r in results])
         summary.scored = int(scored.sum())
@@ -598,6 +617,8 @@ def run_simulation(
         )
     n = samples or config.samples
     seed = config.seed if seed is None else seed
+    # fail fast on an unreachable service, before loading any data
+    asyncio.run(probe_service(config, transport))
     source = load_scenario_source(settings, scenario)
     traffic = generate_traffic(scenario, source, config, n, seed)
     log.info("simulate %s: %d applicants (seed %d) -> %s", scenario, n, seed, config.service_url)
