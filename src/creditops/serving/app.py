@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -133,6 +134,7 @@ class ScoringService:
                 f" (was {previous.ref.version})" if previous else ""
             )
             log.info("%s", detail)
+            _freeze_heap()
             return True, detail
 
     def _fetch_champion(self) -> tuple[registry.ModelRef, LoadedModel | None]:
@@ -151,6 +153,17 @@ class ScoringService:
     def log_rows(self, rows: list[dict[str, Any]]) -> None:
         self.writer.submit(rows)
         self.metrics.log_pending.set(self.writer.pending)
+
+
+def _freeze_heap() -> None:
+    """Keep the long-lived heap (libraries, the model) out of the garbage collector's scans.
+
+    A full collection over ~250,000 objects takes 100-250 ms on this machine, a
+    pause every request in flight would wait for; frozen objects are still
+    freed by reference counting when the model is replaced.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _spill_path(url: str) -> Path:

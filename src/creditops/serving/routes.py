@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from creditops import schema
@@ -78,11 +79,14 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ApiError(413, f"body of {declared} bytes is over the limit of {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "the client disconnected before sending the whole body") from None
     body = b"".join(chunks)
     try:
         return orjson.loads(body)

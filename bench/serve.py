@@ -1,0 +1,397 @@
+"""Benchmark: `creditops serve` against `mlflow models serve` on the same champion version.
+
+Both run on loopback on this machine, one after the other, with inference
+logging on for creditops (a SQLite store in a temporary folder). Measured for
+each: time from process start to the first scored answer; single-row latency
+(p50/p99) and throughput at concurrency 1 and 8 with `wrk` (installed from
+Debian's packages if absent); one request of 1,000 and of 10,000 rows. Prints
+the figures and the ratios. The load generator shares the two cores with the
+server under test: figures are what this machine gives, not the server alone.
+
+    .venv/bin/python bench/serve.py                 # champion of ./creditops.toml, or a temporary one
+    .venv/bin/python bench/serve.py --duration 5    # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from creditops import features, registry
+from creditops.config import Settings, load_config
+from creditops.data import load_dataset
+from creditops.errors import NoChampionError
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk from Debian packages ...", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+        found = shutil.which("wrk")
+    assert found, "wrk could not be installed"
+    return found
+
+
+def temporary_champion(root: Path, family: str) -> Settings:
+    """A registry in ``root`` whose champion is ``family`` fitted on the whole dataset."""
+    import mlflow
+    import mlflow.sklearn
+
+    settings = load_config(
+        None,
+        mlflow={
+            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "artifact_location": str(root / "artifacts"),
+        },
+    )
+    params = {
+        "xgboost": {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05},
+        "lightgbm": {"n_estimators": 300, "num_leaves": 15, "learning_rate": 0.05},
+        "random_forest": {"n_estimators": 100, "max_depth": 10, "min_samples_split": 10},
+        "logreg": {"C": 0.5},
+    }[family]
+    dataset = load_dataset(settings.data)
+    pipeline = features.build_pipeline(family, params, seed=0).fit(dataset.features, dataset.target)
+    client = registry.connect(settings.mlflow)
+    with mlflow.start_run(run_name=f"bench-{family}") as run:
+        info = mlflow.sklearn.log_model(pipeline, name="model", serialization_format="cloudpickle")
+    ref = registry.register_version(
+        client,
+        settings.mlflow.registered_model,
+        info.model_uri,
+        run.info.run_id,
+        {
+            "family": family,
+            "threshold": "0.4",
+            "data_hash": dataset.data_hash,
+            "train_run_id": run.info.run_id,
+        },
+    )
+    registry.set_alias(client, settings.mlflow.registered_model, registry.CHAMPION, ref.version)
+    return settings
+
+
+def write_config(settings: Settings, path: Path, store_url: str, runs_log: Path) -> None:
+    lines = ["[mlflow]"]
+    for key, value in settings.mlflow.model_dump(mode="json").items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    lines += ["[serve]", f"store_url = {json.dumps(store_url)}", "poll_seconds = 10.0"]
+    lines += ["[logging]", f"runs_log = {json.dumps(str(runs_log))}"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def wait_first_answer(
+    url: str, body: bytes, process: subprocess.Popen[bytes], started: float
+) -> float:
+    """Seconds from ``started`` to the first 200 answer of POST ``url``."""
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode} before answering")
+        try:
+            answer = httpx.post(
+                url, content=body, headers={"content-type": "application/json"}, timeout=5
+            )
+            if answer.status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.01)
+        if time.perf_counter() - started > 300:
+            raise SystemExit(f"{url} gave no answer in 300 s")
+
+
+def run_wrk(
+    wrk: str, url: str, body: bytes, connections: int, duration: int, workdir: Path
+) -> dict[str, float]:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+    )
+    threads = min(connections, 2)
+    out = subprocess.run(
+        [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for pct in ("50", "99"):
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[match.group(2)]
+        result[f"p{pct}_ms"] = float(match.group(1)) * scale
+    requests = re.search(r"(\d+) requests in", out)
+    result["requests"] = float(requests.group(1)) if requests else 0.0
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    result["errors"] = float(errors.group(1)) if errors else 0.0
+    if socket_errors:
+        print(f"    wrk socket errors: {socket_errors.group(1)}")
+    return result
+
+
+def time_batch(url: str, body: bytes, repeats: int = 5) -> tuple[float, float]:
+    """Best and median seconds for one POST of ``body`` (client-side, upload included)."""
+    times = []
+    with httpx.Client(timeout=120) as client:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            answer = client.post(url, content=body, headers={"content-type": "application/json"})
+            elapsed = time.perf_counter() - started
+            assert answer.status_code == 200, answer.text[:300]
+            times.append(elapsed)
+    return min(times), statistics.median(times)
+
+
+def records(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    frame = load_dataset(load_config(None).data).features
+    picked = frame.sample(n=n, replace=n > len(frame), random_state=seed)
+    out = []
+    for row in picked.to_dict(orient="records"):
+        out.append(
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        )
+    return out
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, default=Path("creditops.toml"))
+    parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
+    parser.add_argument("--family", default="xgboost", help="family of a temporary champion")
+    parser.add_argument("--temporary", action="store_true", help="always use a temporary champion")
+    parser.add_argument("--skip-mlflow", action="store_true")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    settings = load_config(args.config if args.config.is_file() else None)
+    ref = None
+    if not args.temporary:
+        try:
+            ref = registry.resolve_alias(
+                registry.connect(settings.mlflow), settings.mlflow.registered_model
+            )
+        except NoChampionError:
+            print("no champion in the configured registry: using a temporary one")
+    if ref is None:
+        settings = temporary_champion(workdir / "registry", args.family)
+        ref = registry.resolve_alias(
+            registry.connect(settings.mlflow), settings.mlflow.registered_model
+        )
+    print(
+        f"champion: {ref.name} v{ref.version} ({ref.family}); {os.cpu_count()} cores; wrk {args.duration} s per run"
+    )
+
+    one = json.dumps({"dataframe_records": records(1)}).encode()
+    one_predict = json.dumps(records(1)).encode()
+    big = {n: records(n, seed=1) for n in (1_000, 10_000)}
+    results: dict[str, dict[str, Any]] = {}
+
+    # --- creditops -------------------------------------------------------------
+    store_url = f"sqlite:///{workdir / 'inferences.db'}"
+    config = workdir / "creditops.toml"
+    write_config(settings, config, store_url, workdir / "runs.log")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    ours = subprocess.Popen(
+        [str(BIN / "creditops"), "--config", str(config), "serve", "--port", str(port)],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "creditops.log").open("wb"),
+    )
+    sent_rows = 0
+    try:
+        first = wait_first_answer(f"{base}/invocations", one, ours, started)
+        sent_rows += 1
+        r: dict[str, Any] = {"first_answer_s": first}
+        print(f"creditops: first answer {first:.2f} s after start", flush=True)
+        for name, url, body in (
+            ("invocations", f"{base}/invocations", one),
+            ("predict", f"{base}/predict", one_predict),
+        ):
+            for conc in (1, 8):
+                stats = run_wrk(wrk, url, body, conc, args.duration, workdir)
+                sent_rows += int(stats["requests"])
+                r[f"{name}_c{conc}"] = stats
+                print(
+                    f"  {name:11s} c={conc}: {stats['rps']:8.0f} req/s  p50 {stats['p50_ms']:.2f} ms  "
+                    f"p99 {stats['p99_ms']:.2f} ms  non-2xx {stats['errors']:.0f}",
+                    flush=True,
+                )
+        for n, rows in big.items():
+            for label, url, body in (
+                (
+                    "invocations",
+                    f"{base}/invocations",
+                    json.dumps({"dataframe_records": rows}).encode(),
+                ),
+                ("predict+reasons", f"{base}/predict", json.dumps(rows).encode()),
+                ("predict", f"{base}/predict?reasons=false", json.dumps(rows).encode()),
+            ):
+                best, median = time_batch(url, body)
+                sent_rows += 5 * n
+                r[f"{label}_{n}"] = (best, median)
+                print(
+                    f"  {label:15s} {n:6d} rows: best {best * 1000:.1f} ms, median {median * 1000:.1f} ms",
+                    flush=True,
+                )
+    finally:
+        stop(ours)
+    from creditops.serving.store import InferenceStore
+
+    store = InferenceStore(store_url)
+    logged = store.count()
+    store.close()
+    r["logged_rows"] = logged
+    print(
+        f"  inference log after SIGTERM: {logged} rows (wrk-completed + batch rows: {sent_rows}; "
+        "wrk drops answers still in flight when it stops, so the log may hold a few more)"
+    )
+    results["creditops"] = r
+
+    # --- mlflow models serve --------------------------------------------------------
+    if not args.skip_mlflow:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
+            "MLFLOW_REGISTRY_URI": settings.mlflow.tracking_uri,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        started = time.perf_counter()
+        theirs = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                f"models:/{ref.name}@champion",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / "mlflow.log").open("wb"),
+        )
+        try:
+            first = wait_first_answer(f"{base}/invocations", one, theirs, started)
+            m: dict[str, Any] = {"first_answer_s": first}
+            print(f"mlflow models serve: first answer {first:.2f} s after start", flush=True)
+            for conc in (1, 8):
+                stats = run_wrk(wrk, f"{base}/invocations", one, conc, args.duration, workdir)
+                m[f"invocations_c{conc}"] = stats
+                print(
+                    f"  invocations c={conc}: {stats['rps']:8.0f} req/s  p50 {stats['p50_ms']:.2f} ms  "
+                    f"p99 {stats['p99_ms']:.2f} ms  non-2xx {stats['errors']:.0f}",
+                    flush=True,
+                )
+            for n, rows in big.items():
+                body = json.dumps({"dataframe_records": rows}).encode()
+                best, median = time_batch(f"{base}/invocations", body)
+                m[f"invocations_{n}"] = (best, median)
+                print(
+                    f"  invocations     {n:6d} rows: best {best * 1000:.1f} ms, median {median * 1000:.1f} ms",
+                    flush=True,
+                )
+        finally:
+            stop(theirs)
+        results["mlflow"] = m
+
+    # --- summary ---------------------------------------------------------------------
+    ours_r = results["creditops"]
+    print("\nsummary (creditops, inference logging on)")
+    c8 = ours_r["invocations_c8"]
+    rows = [
+        ("c=8 throughput >= 1500 req/s", f"{c8['rps']:.0f}", c8["rps"] >= 1500),
+        ("c=8 p99 < 10 ms", f"{c8['p99_ms']:.2f} ms", c8["p99_ms"] < 10),
+        (
+            "10,000 rows < 0.15 s (invocations, median)",
+            f"{ours_r['invocations_10000'][1]:.3f} s",
+            ours_r["invocations_10000"][1] < 0.15,
+        ),
+        ("first answer < 3 s", f"{ours_r['first_answer_s']:.2f} s", ours_r["first_answer_s"] < 3),
+    ]
+    if "mlflow" in results:
+        theirs_r = results["mlflow"]
+        for conc in (1, 8):
+            ratio = ours_r[f"invocations_c{conc}"]["rps"] / theirs_r[f"invocations_c{conc}"]["rps"]
+            rows.append(
+                (
+                    f"c={conc} throughput vs mlflow (target >= 10x at c=8)",
+                    f"{ratio:.1f}x",
+                    ratio >= 10 if conc == 8 else None,
+                )
+            )
+        for n in (1_000, 10_000):
+            ratio = theirs_r[f"invocations_{n}"][1] / ours_r[f"invocations_{n}"][1]
+            rows.append((f"{n} rows: mlflow time / creditops time", f"{ratio:.1f}x", None))
+        ratio = theirs_r["first_answer_s"] / ours_r["first_answer_s"]
+        rows.append(("first answer: mlflow / creditops", f"{ratio:.1f}x", None))
+    for label, figure, ok in rows:
+        mark = "" if ok is None else ("  PASS" if ok else "  MISS")
+        print(f"  {label:55s} {figure:>12s}{mark}")
+    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nraw figures: {workdir / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
