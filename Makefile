@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= creditops.toml
 
-.PHONY: run test lint bench clean setup
+.PHONY: run test test-quick lint bench clean setup postgres-start postgres-stop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,25 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/creditops --config $(CONFIG) train --promote
 
-## test: set up, lint, type-check and run the whole test suite
+## test: set up, lint, type-check and run the whole test suite; the tests marked
+## `postgres` run against a throwaway PostgreSQL (installed from Debian if absent)
+## that scripts/with-postgres.sh starts before pytest and stops after, pass or fail
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	bash scripts/with-postgres.sh $(BIN)/pytest
+
+## test-quick: the suite without starting PostgreSQL (its tests skip unless
+## CREDITOPS_TEST_POSTGRES_URL names a server)
+test-quick: $(STAMP)
 	$(BIN)/pytest
+
+## postgres-start / postgres-stop: a cluster to try creditops at scale by hand
+postgres-start:
+	bash scripts/postgres.sh start
+
+postgres-stop:
+	bash scripts/postgres.sh stop
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -56,5 +56,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
     yield settings, report
 
 
-# Scoring-service fixtures live in their own module (owned by the serving tests).
+# Fixtures in their own modules: PostgreSQL (skip without a server locally, fail
+# in CI) and the scoring service (owned by the serving tests).
+from postgres_fixtures import postgres_database, postgres_url, private_postgres  # noqa: E402, F401
 from serving_fixtures import serving_registry, start_server  # noqa: E402, F401

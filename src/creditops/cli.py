@@ -271,10 +271,35 @@ def serve_command(
     from creditops.serving.app import serve
 
     def body(config: Settings) -> None:
+        from creditops.scale import check_database
+        from creditops.serving.store import InferenceStore
+
         path = State.config_path
         if path is None and Path("creditops.toml").is_file():
             path = Path("creditops.toml")
+        # a database that is down is one line naming its URL, before any worker starts
+        check_database(config.serve.store_url, "inference log")
+        # the table exists before the workers start: they would race to create it
+        store = InferenceStore(config.serve.store_url)
+        store.create()
+        store.close()
         serve(config, config_path=path, host=host, port=port, workers=workers)
+
+    run_stage(body)
+
+
+@app.command("mlflow-server")
+def mlflow_server_command(
+    port: Annotated[int | None, typer.Option(help="Port (default: [mlflow_server] port).")] = None,
+) -> None:
+    """Run the MLflow tracking server of [mlflow_server]: database backend, proxied artifacts."""
+    from creditops.scale import run_mlflow_server
+
+    def body(config: Settings) -> None:
+        server = config.mlflow_server
+        if port is not None:
+            server = server.model_copy(update={"port": port})
+        run_mlflow_server(server)
 
     run_stage(body)
 

@@ -156,6 +156,9 @@ class TrainConfig(Section):
     seed: int = Field(42, ge=0)
     n_jobs: int = Field(2, ge=1, le=64)
     monotone: bool = True
+    # distributed search (issue 5): "" keeps each family's Optuna study in memory
+    study_storage: str = ""
+    workers: int = Field(1, ge=1, le=64)
     threshold: ThresholdConfig = ThresholdConfig()
     search_space: dict[Family, dict[str, ParamSpace]] = Field(default_factory=dict)
     grid: dict[Family, dict[str, list[str | int | float | bool | None]]] = Field(
@@ -258,6 +261,24 @@ class CheckConfig(Section):
     decisions_dir: Path = Path("reports/decisions")
 
 
+class MlflowServerConfig(Section):
+    """``creditops mlflow-server``: the tracking server a team shares."""
+
+    backend_store_uri: str = "sqlite:///mlflow-server.db"
+    artifacts_destination: str = "mlartifacts-server"
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+
+
+class BatchConfig(Section):
+    """``creditops score``: batch scoring of a file."""
+
+    chunk_rows: int = Field(200_000, ge=1)
+    reasons_top_k: int = Field(3, ge=0, le=13)
+    rejects_suffix: str = Field(".rejects", min_length=1)
+
+
 class Settings(BaseSettings):
     """The whole configuration. Built by :func:`load_config`, never at import."""
 
@@ -278,6 +299,8 @@ class Settings(BaseSettings):
     simulate: SimulateConfig = SimulateConfig()
     monitor: MonitorConfig = MonitorConfig()
     check: CheckConfig = CheckConfig()
+    mlflow_server: MlflowServerConfig = MlflowServerConfig()
+    batch: BatchConfig = BatchConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -219,7 +219,11 @@ def _reasons(scored: Scored, top_k: int) -> list[list[dict[str, Any]]]:
 
 def _logged(service: ScoringService, scored: Scored) -> BackgroundTask:
     # Runs after the answer is sent: building and queueing log rows costs no latency.
-    return BackgroundTask(lambda: service.log_rows(scored.log_rows()))
+    # A coroutine, not a function: Starlette would run a function in the thread pool.
+    async def log_rows() -> None:
+        service.log_rows(scored.log_rows())
+
+    return BackgroundTask(log_rows)
 
 
 def _applicant_body() -> dict[str, Any]:
@@ -422,10 +426,19 @@ def _record(service: ScoringService, request_id: str, outcome: str) -> OutcomeRe
     writer = service.writer
     if writer.is_pending(request_id) and not writer.wait_written(request_id, FEEDBACK_WAIT_SECONDS):
         raise ApiError(503, "the inference log is not writable right now; retry the feedback later")
-    try:
-        result = service.store.record_outcome(request_id, outcome)
-    except StoreError as exc:
-        raise ApiError(503, f"the inference log is not writable right now: {exc}") from None
+    # Another worker or replica may have scored it and not flushed yet: look again
+    # for a few of its flush intervals before answering 404.
+    deadline = time.monotonic() + min(
+        FEEDBACK_WAIT_SECONDS, max(1.0, 5 * service.config.flush_interval_seconds)
+    )
+    while True:
+        try:
+            result = service.store.record_outcome(request_id, outcome)
+        except StoreError as exc:
+            raise ApiError(503, f"the inference log is not writable right now: {exc}") from None
+        if result is not OutcomeResult.UNKNOWN or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     if result is OutcomeResult.UNKNOWN:
         raise ApiError(404, f"no inference has request id {request_id}")
     if result is OutcomeResult.CONFLICT:
