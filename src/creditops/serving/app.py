@@ -206,7 +206,8 @@ def create_app(settings: Settings, *, store: InferenceStore | None = None) -> Fa
     return app
 
 
-def service_of(request: Request) -> ScoringService:
+async def service_of(request: Request) -> ScoringService:
+    # async: a plain function dependency would cost a thread-pool hop per request
     service: ScoringService = request.app.state.service
     return service
 
