@@ -32,13 +32,12 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import mean_sd, original_champion, original_features  # noqa: E402
-
-from creditops import evaluate, registry  # noqa: E402
-from creditops.config import load_config  # noqa: E402
-from creditops.data import load_dataset  # noqa: E402
-from creditops.features import build_pipeline  # noqa: E402
-from creditops.train import cross_validate, run_training  # noqa: E402
+from common import mean_sd, original_champion, original_features
+from creditops import evaluate, registry
+from creditops.config import load_config
+from creditops.data import load_dataset
+from creditops.features import build_pipeline
+from creditops.train import cross_validate, run_training
 
 
 def promoted_config(store: str | None) -> tuple[str, dict[str, object], float]:

@@ -33,12 +33,11 @@ from xgboost import XGBClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import original_features  # noqa: E402
-
-from creditops import evaluate, registry  # noqa: E402
-from creditops.config import default_grid, load_config  # noqa: E402
-from creditops.data import load_dataset, split_dataset  # noqa: E402
-from creditops.train import run_training  # noqa: E402
+from common import original_features
+from creditops import evaluate, registry
+from creditops.config import default_grid, load_config
+from creditops.data import load_dataset, split_dataset
+from creditops.train import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 
