@@ -268,7 +268,7 @@ def serve_command(
     ] = None,
 ) -> None:
     """Serve the champion over HTTP: /predict, /invocations, /feedback, /ready, /model, /metrics."""
-    from creditops.serving.app import serve
+    from creditops.serving.server import serve
 
     def body(config: Settings) -> None:
         from creditops.scale import check_database

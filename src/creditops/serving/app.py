@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import os
 import time
@@ -29,19 +30,27 @@ from creditops import registry
 from creditops.config import Settings, load_config
 from creditops.errors import CreditOpsError, NoChampionError
 from creditops.serving.metrics import MetricsMiddleware, ServiceMetrics
+from creditops.serving.prefetch import Prefetch, PrefetchError, load_local_pipeline
 from creditops.serving.scorer import LoadedModel, prepare_model
 from creditops.serving.store import InferenceLogWriter, InferenceStore
 
 log = logging.getLogger(__name__)
 
 NO_CHAMPION = "no champion: run `creditops promote`"
+_MODEL_MODULES = ("sklearn.ensemble", "sklearn.linear_model", "xgboost", "lightgbm", "cloudpickle")
 CONFIG_ENV = "CREDITOPS_CONFIG"
 
 
 class ScoringService:
     """The served model, the inference log and the metrics of one server process."""
 
-    def __init__(self, settings: Settings, *, store: InferenceStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: InferenceStore | None = None,
+        prefetch: Prefetch | None = None,
+    ) -> None:
         self.settings = settings
         self.config = settings.serve
         self.metrics = ServiceMetrics()
@@ -58,6 +67,7 @@ class ScoringService:
         self.model: LoadedModel | None = None
         self.not_ready_reason = "starting: the champion is not loaded yet"
         self._client: Any = None
+        self._prefetch = prefetch
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
 
@@ -139,6 +149,14 @@ class ScoringService:
 
     def _fetch_champion(self) -> tuple[registry.ModelRef, LoadedModel | None]:
         started = time.perf_counter()
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            try:
+                return self._take_prefetched(prefetch, started)
+            except PrefetchError as exc:
+                log.warning("%s; loading the champion through MLflow", exc)
+            finally:
+                prefetch.cleanup()
         if self._client is None:
             self._client = registry.connect(self.settings.mlflow)
         ref = registry.resolve_alias(self._client, self.settings.mlflow.registered_model)
@@ -146,6 +164,26 @@ class ScoringService:
         if current is not None and current.ref.version == ref.version:
             return ref, None
         pipeline = registry.load_pipeline(ref)
+        return ref, prepare_model(ref, pipeline, started=started)
+
+    def _take_prefetched(
+        self, prefetch: Prefetch, started: float
+    ) -> tuple[registry.ModelRef, LoadedModel | None]:
+        # While the helper works, import what unpickling the model will need.
+        for module in _MODEL_MODULES:
+            if prefetch.process.poll() is not None:
+                break
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
+        answer = prefetch.result()
+        if "no_champion" in answer:
+            raise NoChampionError(self.settings.mlflow.registered_model)
+        fields = {
+            k: v for k, v in answer["ref"].items() if k in registry.ModelRef.__dataclass_fields__
+        }
+        fields["aliases"] = tuple(fields.get("aliases", ()))
+        ref = registry.ModelRef(**fields)
+        pipeline = load_local_pipeline(Path(answer["path"]))
         return ref, prepare_model(ref, pipeline, started=started)
 
     # --- inference log -------------------------------------------------------
@@ -173,11 +211,19 @@ def _spill_path(url: str) -> Path:
     return Path("state") / "inferences.unwritten.jsonl"
 
 
-def create_app(settings: Settings, *, store: InferenceStore | None = None) -> FastAPI:
-    """The scoring app for ``settings`` (``store`` replaces the configured one in tests)."""
+def create_app(
+    settings: Settings, *, store: InferenceStore | None = None, prefetch: Prefetch | None = None
+) -> FastAPI:
+    """The scoring app for ``settings``.
+
+    Args:
+        settings: the whole configuration.
+        store: replaces the configured inference store (tests).
+        prefetch: a helper already fetching the champion (see ``prefetch``).
+    """
     from creditops.serving import routes
 
-    service = ScoringService(settings, store=store)
+    service = ScoringService(settings, store=store, prefetch=prefetch)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -224,38 +270,3 @@ def app_from_env() -> FastAPI:
 
 def json_response(body: bytes, status: int = 200, **kwargs: Any) -> Response:
     return Response(body, status_code=status, media_type="application/json", **kwargs)
-
-
-def serve(
-    settings: Settings,
-    *,
-    config_path: Path | None = None,
-    host: str | None = None,
-    port: int | None = None,
-    workers: int | None = None,
-) -> None:
-    """Run the scoring service under uvicorn until SIGINT/SIGTERM (then drain and stop).
-
-    One worker serves the app built here; several workers each build their own
-    from the config file (named to them by ``CREDITOPS_CONFIG``) through
-    :func:`app_from_env`, as uvicorn needs an import string to spawn them.
-    """
-    import uvicorn
-
-    host = host or settings.serve.host
-    port = settings.serve.port if port is None else port
-    workers = workers or settings.serve.workers
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "access_log": False,
-        "log_level": "warning",
-        "timeout_graceful_shutdown": 30,
-    }
-    log.info("serving on http://%s:%s with %d worker(s)", host, port, workers)
-    if workers == 1:
-        uvicorn.run(create_app(settings), **options)
-        return
-    if config_path is not None:
-        os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
-    uvicorn.run("creditops.serving.app:app_from_env", factory=True, workers=workers, **options)

@@ -1,0 +1,57 @@
+"""``creditops serve``: run the scoring app under uvicorn.
+
+Kept free of heavy imports: the champion's prefetch helper starts first, then
+the web stack and the model libraries are imported while it works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from creditops.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    settings: Settings,
+    *,
+    config_path: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> None:
+    """Run the scoring service until SIGINT/SIGTERM (then drain the log and stop).
+
+    One worker serves the app built here; several workers each build their own
+    from the config file (named to them by ``CREDITOPS_CONFIG``) through
+    ``app.app_from_env``, as uvicorn needs an import string to spawn them.
+    """
+    from creditops.serving.prefetch import start_prefetch
+
+    host = host or settings.serve.host
+    port = settings.serve.port if port is None else port
+    workers = workers or settings.serve.workers
+    prefetch = start_prefetch(settings.mlflow) if workers == 1 else None
+
+    import uvicorn
+
+    from creditops.serving.app import CONFIG_ENV, create_app
+
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 30,
+    }
+    log.info("serving on http://%s:%s with %d worker(s)", host, port, workers)
+    if workers == 1:
+        uvicorn.run(create_app(settings, prefetch=prefetch), **options)
+        return
+    if config_path is not None:
+        os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
+    uvicorn.run("creditops.serving.app:app_from_env", factory=True, workers=workers, **options)
