@@ -116,12 +116,38 @@ def train_command(
         bool,
         typer.Option("--promote/--no-promote", help="Run the promotion gate right after training."),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Search processes on this machine (default: [train] workers)."),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Name of the shared study (with --workers or storage).")
+    ] = None,
+    join: Annotated[
+        str | None,
+        typer.Option(
+            "--join",
+            metavar="STUDY",
+            help="Only search: add this process to STUDY in [train] study_storage, then exit.",
+        ),
+    ] = None,
+    worker_index: Annotated[
+        int, typer.Option(min=1, help="With --join: this worker's number (its sampler seed).")
+    ] = 1,
 ) -> None:
     """Search every configured model family, log every trial, register the finalists."""
     from creditops.train import run_training
 
+    if join is not None:
+        _join_study(join, worker_index)
+        return
+
     def body(config: Settings) -> Any:
-        report = run_training(config)
+        if workers is not None:
+            config = config.model_copy(
+                update={"train": config.train.model_copy(update={"workers": workers})}
+            )
+        report = run_training(config, study=study)
         decision = None
         if promote_after:
             from creditops import registry
@@ -164,6 +190,22 @@ def train_command(
     console.print(table)
     if decision is not None:
         _print_decision(decision)
+
+
+def _join_study(name: str, index: int) -> None:
+    from creditops.distributed import SharedStudy, run_worker
+    from creditops.errors import ConfigError
+
+    def body(config: Settings) -> Any:
+        if not config.train.study_storage:
+            raise ConfigError("train.study_storage: --join needs the shared study's storage URL")
+        return run_worker(config, SharedStudy(name, config.train.study_storage), index)
+
+    done = run_stage(body)
+    console.print(
+        f"worker {index} on study {name}: "
+        + ", ".join(f"{family} {count} trial(s)" for family, count in done.items())
+    )
 
 
 def _print_decision(decision: Any) -> None:

@@ -97,8 +97,10 @@ def connect(config: MlflowConfig) -> Any:
     try:
         experiment = client.get_experiment_by_name(config.experiment)
         if experiment is None:
-            location = config.artifact_location
-            if "://" not in location:
+            location: str | None = config.artifact_location
+            if not location:
+                location = None  # a tracking server stores them (its --artifacts-destination)
+            elif "://" not in location:
                 location = Path(location).resolve().as_uri()
             client.create_experiment(config.experiment, artifact_location=location)
     except Exception as exc:  # MLflow raises many types; all mean the store is unusable
@@ -203,7 +205,15 @@ def register_version(
             client.get_registered_model(name)
         except MlflowException:
             client.create_registered_model(name, description="creditops credit-risk scorer")
-        version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+        # a tracking server accepts a models:/<model_id> source only with its model_id
+        logged = re.fullmatch(r"models:/(m-[0-9a-f]+)", model_uri)
+        version = client.create_model_version(
+            name,
+            model_uri,
+            run_id=run_id,
+            tags=tags,
+            model_id=logged.group(1) if logged else None,
+        )
     except MlflowException as exc:
         raise RegistryError(f"cannot register {model_uri} as {name!r}: {_first_line(exc)}") from exc
     return get_version(client, name, int(version.version))

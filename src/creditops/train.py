@@ -38,7 +38,7 @@ from sklearn.model_selection import StratifiedKFold
 from creditops import evaluate, plots, registry, schema
 from creditops.config import ParamSpace, Settings, TrainConfig
 from creditops.data import Dataset, Split, load_dataset, split_dataset
-from creditops.errors import RegistryError, TrainingError
+from creditops.errors import RegistryError, TrackingError, TrainingError
 from creditops.features import build_pipeline
 
 log = logging.getLogger(__name__)
@@ -154,19 +154,34 @@ def search_family(
     X: pd.DataFrame,
     y: np.ndarray,
     on_trial: Any = None,
+    *,
+    study: Any = None,
+    budget: int | None = None,
 ) -> list[TrialResult]:
-    """Run the configured search for one family; every trial is returned (best last is not implied)."""
+    """Run the configured search for one family; every trial is returned (best last is not implied).
+
+    ``study`` (with its whole ``budget``) is a study shared with other processes
+    (see ``creditops.distributed``): this process then runs trials until the
+    study's trial numbers reach the budget, and returns only its own.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler, budget = _sampler(config, family)
-    study = optuna.create_study(
-        direction="maximize", sampler=sampler, study_name=f"creditops-{family}"
-    )
+    shared = study is not None
+    if study is None:
+        sampler, budget = _sampler(config, family)
+        study = optuna.create_study(
+            direction="maximize", sampler=sampler, study_name=f"creditops-{family}"
+        )
+    assert budget is not None
     results: list[TrialResult] = []
     space = config.space_for(family) if config.search == "optuna" else None
 
     def objective(trial: Any) -> float:
+        if shared and trial.number >= budget:
+            # another process took the last trial of the budget meanwhile
+            trial.study.stop()
+            raise optuna.TrialPruned(f"the budget of {budget} trials is used")
         if space is not None:
             params = {name: suggest(trial, name, spec) for name, spec in space.items()}
         else:
@@ -182,6 +197,7 @@ def search_family(
             raise TrainingError(
                 f"{family} trial {trial.number} with {params} failed: {exc}"
             ) from exc
+        trial.set_user_attr("cv_auc_sd", sd)
         result = TrialResult(family, trial.number, params, mean, sd, oof)
         results.append(result)
         if on_trial is not None:
@@ -190,7 +206,7 @@ def search_family(
 
     timeout = config.timeout_seconds_per_family or None
     study.optimize(objective, n_trials=budget, timeout=timeout, catch=())
-    if not results:
+    if not results and not shared:  # in a shared study the others may have run them all
         raise TrainingError(f"{family}: no trial finished within the budget")
     return results
 
@@ -363,6 +379,27 @@ def _quiet(logger_name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextmanager
+def _tracking_failures(uri: str, context: str) -> Iterator[None]:
+    """Turn the tracking store failing mid-run (a server gone, say) into one TrackingError.
+
+    Nothing is half-registered: a version is registered only after its model is
+    logged and loaded back, and the ``challenger`` alias moves only at the end.
+    """
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, requests.RequestException, ConnectionError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = lines[0][:300] if lines else type(exc).__name__
+        raise TrackingError(
+            f"`{context}` stopped: MLflow tracking store {uri} failed: {cause}. "
+            "Versions registered before the failure are complete; no alias was moved"
+        ) from exc
+
+
 def _finite(values: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
 
@@ -499,8 +536,13 @@ def run_training(
     split: Split | None = None,
     context: str = "train",
     show_progress: bool = True,
+    study: str | None = None,
 ) -> TrainingReport:
     """Search, refit, log and register every configured family; set ``challenger``.
+
+    With ``[train] workers`` > 1 or a ``study_storage``, the search is shared
+    between processes (``creditops.distributed``): this one coordinates, searches
+    too, and registers the finalists; ``study`` names the shared study.
 
     Args:
         settings: the whole config.
@@ -534,7 +576,10 @@ def run_training(
     assert experiment is not None  # registry.connect created it
     experiment_id = experiment.experiment_id
     finalists: list[Finalist] = []
-    with mlflow.start_run(run_name=context) as parent:
+    with (
+        _tracking_failures(settings.mlflow.tracking_uri, context),
+        mlflow.start_run(run_name=context) as parent,
+    ):
         parent_id = parent.info.run_id
         mlflow.set_tags(
             {
@@ -573,6 +618,26 @@ def run_training(
             disable=not show_progress,
             transient=False,
         )
+        shared = None
+        if config.workers > 1 or config.study_storage:
+            from creditops import distributed
+
+            shared = distributed.new_study(settings, study)
+            distributed.create_studies(settings, shared, data_hash, parent_id)
+            mlflow.set_tag("optuna_study", shared.name)
+            log.info(
+                "distributed search: study %s in %s, %d local worker(s); join from another "
+                "machine with `creditops train --join %s`",
+                shared.name,
+                shared.storage_url,
+                config.workers,
+                shared.name,
+            )
+            local = distributed.start_local_workers(settings, shared, config.workers - 1, split)
+            try:
+                distributed.run_worker(settings, shared, 0, split)
+            finally:
+                distributed.wait_for_study(shared, list(config.families), local)
         with progress:
             for family in config.families:
                 task = progress.add_task(family, total=budgets[family], best="-")
@@ -585,7 +650,11 @@ def run_training(
                     best_so_far[0] = max(best_so_far[0], result.cv_auc)
                     progress.update(task, advance=1, best=f"{best_so_far[0]:.4f}")
 
-                trials = search_family(family, config, split.X_train, split.y_train, on_trial)
+                if shared is not None:
+                    trials, _ = distributed.best_trial(settings, shared, family, split)
+                    progress.update(task, completed=len(trials), best=f"{trials[0].cv_auc:.4f}")
+                else:
+                    trials = search_family(family, config, split.X_train, split.y_train, on_trial)
                 best = max(trials, key=lambda t: t.cv_auc)
                 log.info(
                     "%s: %d trial(s), best CV ROC AUC %.4f ± %.4f with %s",
@@ -598,6 +667,8 @@ def run_training(
                 finalists.append(
                     log_finalist(best, split, settings, data_hash, parent_id, len(trials), client)
                 )
+        if shared is not None:
+            distributed.close_storages()
         winner = max(finalists, key=lambda f: f.cv_auc)
         registry.set_alias(
             client, settings.mlflow.registered_model, registry.CHALLENGER, winner.version
