@@ -330,6 +330,37 @@ def serve_command(
     run_stage(body)
 
 
+@app.command("score")
+def score_command(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="A .csv or .parquet file.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The scores: a .csv or .parquet file.")
+    ],
+    model_version: Annotated[
+        int | None, typer.Option(help="A registered version (default: the champion).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Score a file in chunks: probability, decision, reasons; contract breaches to a rejects file."""
+    from creditops.batch import score_file
+
+    summary = run_stage(
+        lambda c: score_file(
+            c, input_path, output, model_version=model_version, show_progress=not as_json
+        )
+    )
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    console.print(
+        f"scored {summary.scored} of {summary.input_rows} row(s) with {summary.model_family} "
+        f"v{summary.model_version} ({summary.declined} declined) -> {summary.output}; "
+        f"rejected {summary.rejected} -> {summary.rejects}; "
+        f"{summary.seconds:.1f} s, {summary.rows_per_second:,.0f} rows/s",
+        markup=False,
+    )
+
+
 @app.command("mlflow-server")
 def mlflow_server_command(
     port: Annotated[int | None, typer.Option(help="Port (default: [mlflow_server] port).")] = None,

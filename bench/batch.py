@@ -1,0 +1,130 @@
+"""Batch-scoring benchmark: 1,000,000 applicants through `creditops score`'s engine.
+
+Registers an XGBoost and a random-forest champion (each fitted on the whole
+dataset) in a temporary MLflow store, writes 1,000,000 rows (the dataset's
+applicants drawn with replacement, 0.1 % of them broken) as Parquet and CSV,
+and scores each file with `batch.score_file`, with and without reasons.
+Prints rows/s and the process's peak resident memory (target: >= 200,000
+rows/s, < 2 GiB). A script, not a test: `python bench/batch.py [ROWS]`.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from creditops import features, registry
+from creditops.batch import score_file
+from creditops.config import load_config
+from creditops.data import load_dataset
+
+
+class PeakMemory:
+    """Samples this process's resident memory every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        process = psutil.Process()
+        while not self._stop.is_set():
+            self.peak = max(self.peak, process.memory_info().rss)
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    root = Path(tempfile.mkdtemp(prefix="creditops-bench-batch-"))
+    settings = load_config(
+        None,
+        mlflow={
+            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "artifact_location": str(root / "art"),
+        },
+        logging={"runs_log": str(root / "runs.log"), "level": "WARNING"},
+    )
+    dataset = load_dataset(settings.data)
+    client = registry.connect(settings.mlflow)
+    import mlflow
+    import mlflow.sklearn
+
+    versions = {}
+    for family, params in (
+        ("xgboost", {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05}),
+        ("random_forest", {"n_estimators": 200, "max_depth": 10}),
+    ):
+        pipeline = features.build_pipeline(family, params, seed=0).fit(
+            dataset.features, dataset.target
+        )
+        with mlflow.start_run() as run:
+            info = mlflow.sklearn.log_model(
+                pipeline, name="model", serialization_format="cloudpickle"
+            )
+        ref = registry.register_version(
+            client,
+            settings.mlflow.registered_model,
+            info.model_uri,
+            run.info.run_id,
+            {"family": family, "threshold": "0.4", "train_run_id": run.info.run_id},
+        )
+        versions[family] = ref.version
+    registry.set_alias(client, settings.mlflow.registered_model, "champion", versions["xgboost"])
+
+    rng = np.random.default_rng(0)
+    frame = dataset.features.iloc[rng.integers(0, len(dataset.features), rows)].reset_index(
+        drop=True
+    )
+    broken = rng.choice(rows, rows // 1000, replace=False)
+    frame.loc[broken, "Age"] = 3.0
+    parquet, csv = root / "book.parquet", root / "book.csv"
+    frame.to_parquet(parquet, index=False)
+    frame.to_csv(csv, index=False)
+    del frame
+    print(f"{rows:,} rows, {len(broken):,} broken; machine: {psutil.cpu_count()} cores")
+    print(
+        f"{'model':<14} {'input':<8} {'reasons':>7} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}"
+    )
+    for family, version in versions.items():
+        for source in (parquet, csv):
+            for top_k in (0, 3):
+                run_settings = settings.model_copy(
+                    update={"batch": settings.batch.model_copy(update={"reasons_top_k": top_k})}
+                )
+                output = root / f"scores-{family}-{top_k}{source.suffix}"
+                with PeakMemory() as memory:
+                    started = time.perf_counter()
+                    summary = score_file(
+                        run_settings, source, output, model_version=version, show_progress=False
+                    )
+                    seconds = time.perf_counter() - started
+                assert summary.scored + summary.rejected == rows
+                assert summary.rejected == len(broken)
+                print(
+                    f"{family:<14} {source.suffix[1:]:<8} {top_k:>7} {seconds:>8.2f} "
+                    f"{rows / seconds:>10,.0f} {memory.peak / 2**30:>8.2f}G"
+                )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"whole benchmark process peak RSS (ru_maxrss, includes writing the inputs): {peak:.2f} GiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

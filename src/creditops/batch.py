@@ -1,0 +1,334 @@
+"""Batch scoring of a file: ``creditops score INPUT --output OUTPUT``.
+
+The input (CSV or Parquet, by suffix) is streamed in chunks of ``[batch]
+chunk_rows`` with pyarrow, so memory stays bounded whatever the file's size.
+Each chunk is checked against the contract (``schema.validate_rows``); rows that
+break it go to the rejects file with every broken rule, never dropped
+silently. The others are scored by the serving scorer's compiled path
+(``serving.scorer.prepare_model``: the same numbers as the service, checked
+against the registered pipeline at load) and written with their probability
+of default, decision and top reasons. Columns that are not in the contract (an
+applicant id, say) are carried through to both files.
+
+Output columns: ``row`` (1-based, as counted in the input), the carried
+columns, ``probability``, ``decision`` (approve/decline at the model's
+threshold), ``reasons`` (``Field:+contribution;...``, strongest first, toward
+"bad"), ``model_version``. Rejects: ``row``, ``reasons`` (the broken rules), and
+the row's columns as read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditops import registry, schema
+from creditops.config import Settings
+from creditops.errors import ContractError, DataError
+
+log = logging.getLogger(__name__)
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What one batch-scoring run did; ``scored + rejected == input_rows``."""
+
+    input_rows: int
+    scored: int
+    rejected: int
+    declined: int
+    model_version: int
+    model_family: str
+    fast_path: bool
+    output: str
+    rejects: str
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.input_rows / self.seconds if self.seconds > 0 else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rows_per_second"] = self.rows_per_second
+        return out
+
+
+def file_format(path: Path) -> str:
+    """``csv`` or ``parquet`` from the suffix.
+
+    Raises:
+        DataError: another suffix.
+    """
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: unknown format {path.suffix!r}; use .csv or .parquet")
+    return kind
+
+
+def rejects_path(output: Path, suffix: str) -> Path:
+    """``scores.csv`` -> ``scores.rejects.csv``."""
+    return output.with_name(output.stem + suffix + output.suffix)
+
+
+def _column_types() -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {
+        name: pa.string() if name in schema.CATEGORICAL else pa.float64()
+        for name in schema.FEATURES
+    }
+
+
+def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The file as frames of at most ``chunk_rows`` rows (contract columns typed)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    try:
+        if file_format(path) == "parquet":
+            batches: Iterator[Any] = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+        else:
+            # strings for the contract's categories; numbers read as text become a
+            # contract violation, not a read failure
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=1 << 24),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in schema.CATEGORICAL},
+                    strings_can_be_null=True,  # an empty field is missing, as in pandas
+                ),
+            )
+            batches = iter(reader)
+        pending: list[pd.DataFrame] = []
+        size = 0
+        for batch in batches:
+            frame = batch.to_pandas()
+            while len(frame):
+                take = frame.iloc[: chunk_rows - size]
+                frame = frame.iloc[len(take) :]
+                pending.append(take)
+                size += len(take)
+                if size >= chunk_rows:
+                    yield pd.concat(pending, ignore_index=True)
+                    pending, size = [], 0
+        if pending:
+            yield pd.concat(pending, ignore_index=True)
+    except FileNotFoundError as exc:
+        raise DataError(f"input file {path} not found") from exc
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+
+
+class _Writer:
+    """Appends frames to a CSV or Parquet file through pyarrow."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.kind = file_format(path)
+        self._writer: Any = None
+        self._schema: Any = None
+        self.rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.kind == "parquet":
+                self._writer = pq.ParquetWriter(self.path, table.schema)
+            else:
+                self._writer = pacsv.CSVWriter(self.path, table.schema)
+            self._schema = table.schema
+        self._writer.write_table(table.cast(self._schema))
+        self.rows += len(frame)
+
+    def close(self, empty: pd.DataFrame) -> None:
+        if self._writer is None:  # nothing written: an empty file with the header
+            self.write(empty)
+        self._writer.close()
+
+
+def _reason_strings(contributions: np.ndarray, sources: tuple[str, ...], top_k: int) -> np.ndarray:
+    """``Field:+0.123;...`` per row: the top_k positive contributions, strongest first."""
+    n = contributions.shape[0]
+    k = min(top_k, contributions.shape[1])
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(contributions, order, axis=1)
+    names = np.asarray(sources, dtype=object)
+    out = np.full(n, "", dtype=object)
+    for j in range(k):
+        positive = top[:, j] > 0
+        if not positive.any():
+            break
+        text = names[order[:, j]] + ":" + np.char.mod("%+.4f", top[:, j]).astype(object)
+        joined = np.where(out == "", text, out + ";" + text)
+        out = np.where(positive, joined, out)
+    return out
+
+
+def score_file(
+    settings: Settings,
+    input_path: Path,
+    output_path: Path,
+    *,
+    model_version: int | None = None,
+    show_progress: bool = True,
+) -> BatchSummary:
+    """Score every row of ``input_path`` into ``output_path`` and its rejects file.
+
+    Args:
+        settings: the config (``[mlflow]`` for the model, ``[batch]`` for the chunks).
+        input_path: a .csv or .parquet file with the contract's columns.
+        output_path: a .csv or .parquet file (written anew).
+        model_version: a registered version; the ``champion`` when omitted.
+        show_progress: draw a progress bar on the console.
+
+    Raises:
+        ContractError: a contract column is missing from the file.
+        DataError: the file cannot be read.
+        RegistryError / NoChampionError: the model cannot be found or loaded.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from creditops.serving.scorer import prepare_model, raw_matrix_from_frame
+
+    started = time.perf_counter()
+    config = settings.batch
+    file_format(input_path)
+    file_format(output_path)
+    client = registry.connect(settings.mlflow)
+    name = settings.mlflow.registered_model
+    ref = (
+        registry.get_version(client, name, model_version)
+        if model_version is not None
+        else registry.resolve_alias(client, name)
+    )
+    model = prepare_model(ref, registry.load_pipeline(ref))
+    top_k = config.reasons_top_k if model.model is not None else 0
+    rejects = rejects_path(output_path, config.rejects_suffix)
+    scored_out, rejected_out = _Writer(output_path), _Writer(rejects)
+    total = _row_count(input_path)
+    progress = Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not show_progress,
+    )
+    input_rows = declined = 0
+    carried: list[str] = []
+    with progress:
+        task = progress.add_task("rows", total=total)
+        for chunk in read_chunks(input_path, config.chunk_rows):
+            if input_rows == 0:
+                missing = [c for c in schema.FEATURES if c not in chunk.columns]
+                if missing:
+                    raise ContractError(
+                        f"{input_path}: missing column(s) {', '.join(missing)} "
+                        f"(the contract's columns are: {', '.join(schema.FEATURES)})"
+                    )
+                carried = [c for c in chunk.columns if c not in schema.FIELDS]
+            first = input_rows + 1
+            rows = np.arange(first, first + len(chunk))
+            violations = schema.validate_rows(chunk[list(schema.FEATURES)], first_row=first)
+            bad = schema.rows_with_violations(violations, first_row=first)
+            if len(bad):
+                rules: dict[int, list[str]] = {}
+                for v in violations:
+                    rules.setdefault(v.row, []).append(
+                        f"{v.field}: {schema._show(v.value)} {v.rule}"
+                    )
+                refused = chunk.iloc[bad].astype("string")
+                refused.insert(0, "reasons", ["; ".join(rules[int(r)]) for r in rows[bad]])
+                refused.insert(0, "row", rows[bad])
+                rejected_out.write(refused)
+            keep = np.ones(len(chunk), dtype=bool)
+            keep[bad] = False
+            good = chunk[keep]
+            if len(good):
+                raw = raw_matrix_from_frame(schema.coerce_features(good))
+                scores = model.score(raw, reasons=top_k > 0)
+                decline = scores.probability >= ref.threshold
+                declined += int(decline.sum())
+                out = pd.DataFrame({"row": rows[keep]})
+                for column in carried:
+                    out[column] = good[column].to_numpy()
+                out["probability"] = scores.probability
+                out["decision"] = np.where(decline, "decline", "approve")
+                out["reasons"] = (
+                    _reason_strings(scores.contributions, model.sources, top_k)
+                    if scores.contributions is not None
+                    else ""
+                )
+                out["model_version"] = ref.version
+                scored_out.write(out)
+            input_rows += len(chunk)
+            progress.update(task, advance=len(chunk))
+    empty_scored = pd.DataFrame(
+        {
+            "row": pd.Series(dtype="int64"),
+            **{c: pd.Series(dtype="string") for c in carried},
+            "probability": pd.Series(dtype="float64"),
+            "decision": pd.Series(dtype="string"),
+            "reasons": pd.Series(dtype="string"),
+            "model_version": pd.Series(dtype="int64"),
+        }
+    )
+    empty_rejects = pd.DataFrame(
+        {"row": pd.Series(dtype="int64"), "reasons": pd.Series(dtype="string")}
+    )
+    scored_out.close(empty_scored)
+    rejected_out.close(empty_rejects)
+    if scored_out.rows + rejected_out.rows != input_rows:  # a bug, never a data problem
+        raise DataError(
+            f"totals do not add up: {scored_out.rows} scored + {rejected_out.rows} rejected "
+            f"!= {input_rows} read"
+        )
+    summary = BatchSummary(
+        input_rows=input_rows,
+        scored=scored_out.rows,
+        rejected=rejected_out.rows,
+        declined=declined,
+        model_version=ref.version,
+        model_family=ref.family,
+        fast_path=model.fast_path,
+        output=str(output_path),
+        rejects=str(rejects),
+        seconds=time.perf_counter() - started,
+    )
+    log.info(
+        "scored %d of %d row(s) with %s v%d (%d declined), %d rejected -> %s, %s (%.0f rows/s)",
+        summary.scored,
+        input_rows,
+        ref.family,
+        ref.version,
+        declined,
+        summary.rejected,
+        output_path,
+        rejects,
+        summary.rows_per_second,
+    )
+    return summary
+
+
+def _row_count(path: Path) -> int | None:
+    """Rows of a Parquet file from its footer; None for CSV (not known without reading it)."""
+    if file_format(path) != "parquet" or not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
