@@ -1,0 +1,62 @@
+"""Wall clock of the same search budget with 1 and with 2 search processes.
+
+`python bench/distributed.py [TRIALS_PER_FAMILY] [STORAGE_URL]`: logreg + lightgbm,
+5-fold CV, one thread per fit, the whole `run_training` (search, finalists,
+registration) timed. Without STORAGE_URL the 2-process run shares its studies
+through a journal file; pass a PostgreSQL URL (scripts/postgres.sh prints one)
+to time the RDB storage. A script, not a test.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from creditops.config import load_config
+from creditops.train import run_training
+
+
+def timed(workers: int, trials: int, storage: str) -> float:
+    root = Path(tempfile.mkdtemp(prefix="creditops-bench-dist-"))
+    settings = load_config(
+        None,
+        mlflow={
+            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "artifact_location": str(root / "art"),
+        },
+        logging={"runs_log": str(root / "runs.log"), "level": "WARNING"},
+        train={
+            "families": ["logreg", "lightgbm"],
+            "trials_per_family": trials,
+            "trials": {},
+            "cv_folds": 5,
+            "n_jobs": 1,
+            "workers": workers,
+            "study_storage": storage if workers > 1 else "",
+        },
+    )
+    started = time.perf_counter()
+    report = run_training(settings, show_progress=False)
+    seconds = time.perf_counter() - started
+    print(
+        f"workers={workers}: {seconds:7.1f} s, trials "
+        + ", ".join(f"{f.family} {f.trials}" for f in report.finalists)
+    )
+    return seconds
+
+
+def main() -> None:
+    trials = int(sys.argv[1]) if len(sys.argv) > 1 else 16
+    storage = sys.argv[2] if len(sys.argv) > 2 else ""
+    print(f"{psutil.cpu_count()} cores; budget {trials} trials per family, 2 families")
+    one = timed(1, trials, storage)
+    two = timed(2, trials, storage)
+    print(f"speed-up of 2 workers over 1: {one / two:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
