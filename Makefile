@@ -17,7 +17,7 @@ setup: $(STAMP)
 
 ## run: set up, then run the main job on the embedded defaults
 run: $(STAMP)
-	$(BIN)/creditops --config $(CONFIG) train --promote
+	$(BIN)/creditops --config $(CONFIG) pipeline
 
 ## test: set up, lint, type-check and run the whole test suite; the tests marked
 ## `postgres` run against a throwaway PostgreSQL (installed from Debian if absent)

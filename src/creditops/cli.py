@@ -539,6 +539,66 @@ def check_command(
     console.print(f"decision record: {decision.record_path}", markup=False)
 
 
+@app.command("pipeline")
+def pipeline_command(
+    scenario: Annotated[
+        str | None,
+        typer.Option("--scenario", "-s", help="Traffic scenario (default: [pipeline] scenario)."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="Applicants to send (default: [simulate] samples).")
+    ] = None,
+    retrain: Annotated[
+        bool | None, typer.Option("--retrain/--no-retrain", help="Retrain when the trigger fires.")
+    ] = None,
+) -> None:
+    """The whole loop: train, promote, serve, simulate, monitor, check, retrain, confirm the swap."""
+    from creditops.pipeline import run_pipeline
+
+    valid = ("none", "covariate", "concept", "original", "ordered-tail")
+    if scenario is not None and scenario not in valid:
+        err_console.print(
+            f"error: --scenario {scenario!r} is not one of {', '.join(valid)}", style="bold red", soft_wrap=True
+        )
+        raise typer.Exit(2)
+
+    def body(config: Settings) -> Any:
+        path = State.config_path
+        if path is None and Path("creditops.toml").is_file():
+            path = Path("creditops.toml")
+        return run_pipeline(
+            config,
+            config_path=path,
+            scenario=scenario or config.pipeline.scenario,
+            samples=samples,
+            retrain=config.pipeline.retrain if retrain is None else retrain,
+            ready_timeout=config.pipeline.ready_timeout_seconds,
+            poll_seconds=config.pipeline.poll_seconds,
+        )
+
+    summary = run_stage(body)
+    table = Table(title=f"creditops pipeline, scenario {summary.scenario}", show_header=False)
+    table.add_row("champion before", f"v{summary.champion_before} (served v{summary.served_before})")
+    table.add_row("drift", summary.drift_verdict)
+    table.add_row("trigger", summary.trigger)
+    table.add_row("retraining", summary.retrain)
+    swap = "OK" if summary.swap_ok else "MISMATCH"
+    table.add_row(
+        "champion after",
+        f"v{summary.champion_after} (served v{summary.served_after}, expected v{summary.expected_after}: {swap})",
+    )
+    table.add_row("inference log", f"{summary.rows_logged} rows logged for {summary.rows_sent} scored")
+    for name, path in sorted(summary.reports.items()):
+        table.add_row(f"report {name}", path)
+    table.add_row("decision record", summary.decision_record)
+    table.add_row("server log", summary.server_log)
+    table.add_row("time", ", ".join(f"{k} {v:.0f} s" for k, v in summary.stage_seconds.items()))
+    table.add_row("inspect", summary.mlflow_ui)
+    console.print(table)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -279,6 +279,15 @@ class BatchConfig(Section):
     rejects_suffix: str = Field(".rejects", min_length=1)
 
 
+class PipelineConfig(Section):
+    """``creditops pipeline`` (and ``make run``): the whole loop once."""
+
+    scenario: Literal["none", "covariate", "concept", "original", "ordered-tail"] = "concept"
+    retrain: bool = True
+    ready_timeout_seconds: float = Field(120.0, gt=0)
+    poll_seconds: float = Field(2.0, gt=0)
+
+
 class Settings(BaseSettings):
     """The whole configuration. Built by :func:`load_config`, never at import."""
 
@@ -299,6 +308,7 @@ class Settings(BaseSettings):
     simulate: SimulateConfig = SimulateConfig()
     monitor: MonitorConfig = MonitorConfig()
     check: CheckConfig = CheckConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     mlflow_server: MlflowServerConfig = MlflowServerConfig()
     batch: BatchConfig = BatchConfig()
 

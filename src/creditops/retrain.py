@@ -386,10 +386,16 @@ def build_retraining_split(
             "the gate cannot compare ROC AUC"
         )
     columns = [*schema.FEATURES, schema.TARGET]
-    train = pd.concat(
-        [reference.loc[:, columns], production.iloc[: len(production) - n_holdout].loc[:, columns]],
-        ignore_index=True,
-    )
+    older = production.iloc[: len(production) - n_holdout].loc[:, columns]
+    # An applicant seen again in the holdout must not also be trained on: it
+    # would flatter the challenger at the gate.
+    features = list(schema.FEATURES)
+    held = set(pd.util.hash_pandas_object(holdout.loc[:, features], index=False).tolist())
+    keys = pd.util.hash_pandas_object(older.loc[:, features], index=False)
+    repeated = keys.isin(held).to_numpy()
+    if repeated.any():
+        log.info("retraining: %d older production row(s) repeat a holdout applicant and are left out", int(repeated.sum()))
+    train = pd.concat([reference.loc[:, columns], older.loc[~repeated]], ignore_index=True)
     return train, holdout
 
 
