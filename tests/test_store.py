@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,3 +176,30 @@ def test_frame_features_match_the_contract_coercion(store: InferenceStore) -> No
     frame = store.read_frame()
     expected = schema.coerce_features(frame)
     pd.testing.assert_frame_equal(frame[list(schema.FEATURES)], expected)
+
+
+def test_writer_holds_rows_while_the_server_is_busy(store: InferenceStore) -> None:
+    busy = threading.Event()
+    busy.set()
+    writer = InferenceLogWriter(store, flush_interval=0.01, busy=busy.is_set, max_delay=600.0)
+    writer.start()
+    writer.submit([make_row() for _ in range(5)])
+    time.sleep(0.3)  # many flush intervals: a busy server keeps the rows queued
+    assert store.count() == 0 and writer.pending == 5
+    busy.clear()
+    deadline = time.monotonic() + 30
+    while store.count() < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.count() == 5
+    writer.close()
+
+
+def test_busy_writer_still_writes_for_feedback_and_at_shutdown(store: InferenceStore) -> None:
+    writer = InferenceLogWriter(store, flush_interval=0.01, busy=lambda: True, max_delay=600.0)
+    writer.start()
+    first = make_row()
+    writer.submit([first])
+    assert writer.wait_written(first["request_id"], timeout=30.0)
+    writer.submit([make_row() for _ in range(3)])
+    writer.close()
+    assert store.count() == 4

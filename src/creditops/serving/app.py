@@ -61,7 +61,9 @@ class ScoringService:
             flush_interval=self.config.flush_interval_seconds,
             flush_max_rows=self.config.flush_max_rows,
             spill_path=spill,
+            busy=lambda: self.scoring > 0,
         )
+        self.scoring = 0  # requests being scored now (read by the writer thread)
         self.writer.on_write = self.metrics.log_written.inc
         self.writer.on_failure = self.metrics.log_failures.inc
         self.model: LoadedModel | None = None

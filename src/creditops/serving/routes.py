@@ -196,6 +196,22 @@ async def _score(
     service: ScoringService, body: bytes, started: float, *, reasons: bool, mlflow: bool
 ) -> Scored:
     model = _model(service)  # this request's model, whatever a reload does meanwhile
+    service.scoring += 1
+    try:
+        return await _score_rows(service, model, body, started, reasons=reasons, mlflow=mlflow)
+    finally:
+        service.scoring -= 1
+
+
+async def _score_rows(
+    service: ScoringService,
+    model: LoadedModel,
+    body: bytes,
+    started: float,
+    *,
+    reasons: bool,
+    mlflow: bool,
+) -> Scored:
     rows = applicant_rows(service, body, mlflow=mlflow)
     raw = raw_matrix(rows)
     scored = Scored(model, rows, raw, started)

@@ -289,6 +289,9 @@ class InferenceLogWriter:
         spill_path: the JSON-lines file for rows left unwritten at shutdown.
         drain_timeout: how long ``close`` keeps retrying a failing database.
         max_backoff: the longest pause between two retries.
+        busy: tells whether the server is scoring right now; writes then wait
+            (at most ``max_delay`` seconds) for a quiet moment.
+        max_delay: the longest a row waits because the server is busy.
     """
 
     def __init__(
@@ -300,6 +303,8 @@ class InferenceLogWriter:
         spill_path: Path | None = None,
         drain_timeout: float = 10.0,
         max_backoff: float = 5.0,
+        busy: Callable[[], bool] | None = None,
+        max_delay: float = 2.0,
     ) -> None:
         self.store = store
         self.flush_interval = flush_interval
@@ -316,6 +321,9 @@ class InferenceLogWriter:
         self._flush_requested = False
         self.written_rows = 0
         self.failed_writes = 0
+        self.max_delay = max_delay
+        self.busy = busy
+        self._oldest_at = time.monotonic()
         self.on_write: Callable[[int], None] | None = None
         self.on_failure: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="inference-log-writer", daemon=True)
@@ -334,6 +342,8 @@ class InferenceLogWriter:
         with self._lock:
             if self._closing and not self._thread.is_alive():
                 log.error("inference log: %d row(s) submitted after shutdown", len(rows))
+            if not self._queue:
+                self._oldest_at = time.monotonic()
             self._queue.extend(rows)
             self._pending_ids.update(row["request_id"] for row in rows)
             if len(self._queue) >= self.flush_max_rows:
@@ -370,21 +380,39 @@ class InferenceLogWriter:
         else:  # never started: drain here
             self._drain()
 
+    def _defer(self) -> bool:
+        """Whether to hold the queue a little longer: the server is busy scoring.
+
+        Writing shares the interpreter with scoring; while requests are in
+        flight, rows wait up to ``max_delay`` seconds (or ``4 * flush_max_rows``
+        rows) so that big requests are not slowed by the previous one's log.
+        """
+        if self.busy is None or self._flush_requested or not self._queue:
+            return False
+        if len(self._queue) >= 4 * self.flush_max_rows:
+            return False
+        return time.monotonic() - self._oldest_at < self.max_delay and self.busy()
+
     def _run(self) -> None:
         backoff = 0.0
         while True:
             with self._lock:
                 if not self._closing:
                     timeout = backoff or self.flush_interval
-                    if backoff or (
-                        len(self._queue) < self.flush_max_rows and not self._flush_requested
+                    if (
+                        backoff
+                        or (len(self._queue) < self.flush_max_rows and not self._flush_requested)
+                        or self._defer()
                     ):
                         self._wake.wait(timeout)
                 closing = self._closing
+                deferred = not closing and self._defer()
                 self._flush_requested = False
             if closing:
                 self._drain()
                 return
+            if deferred:
+                continue
             backoff = 0.0 if self._write_batch() else min(max(backoff * 2, 0.1), self.max_backoff)
 
     def _write_batch(self) -> bool:
