@@ -203,3 +203,28 @@ def test_busy_writer_still_writes_for_feedback_and_at_shutdown(store: InferenceS
     writer.submit([make_row() for _ in range(3)])
     writer.close()
     assert store.count() == 4
+
+
+@pytest.mark.postgres
+def test_the_same_contract_on_postgresql(postgres_database: str) -> None:
+    store = InferenceStore(postgres_database)
+    store.create()
+    try:
+        start = datetime(2024, 1, 1, tzinfo=UTC)
+        rows = [
+            make_row(start + timedelta(minutes=i), Income=None if i == 0 else 129.0)
+            for i in range(3)
+        ]
+        store.write_rows(rows)
+        frame = store.read_frame(since=start + timedelta(minutes=1))
+        assert frame["request_id"].tolist() == [r["request_id"] for r in rows[1:]]
+        assert str(frame["created_at"].dt.tz) == "UTC" and frame["Income"].dtype == "float64"
+        assert store.read_frame()["Income"].isna().tolist() == [True, False, False]
+        request_id = rows[0]["request_id"]
+        assert store.record_outcome(request_id, "bad") is OutcomeResult.RECORDED
+        assert store.record_outcome(request_id, "bad") is OutcomeResult.UNCHANGED
+        assert store.record_outcome(request_id, "good") is OutcomeResult.CONFLICT
+        assert store.record_outcome("0" * 32, "good") is OutcomeResult.UNKNOWN
+        assert store.count() == 3
+    finally:
+        store.close()

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 NO_CHAMPION = "no champion: run `creditops promote`"
 _MODEL_MODULES = ("sklearn.ensemble", "sklearn.linear_model", "xgboost", "lightgbm", "cloudpickle")
 CONFIG_ENV = "CREDITOPS_CONFIG"
+# The longest a scored row waits in memory while the server is busy scoring.
+LOG_MAX_DELAY_SECONDS = 1.0
 
 
 class ScoringService:
@@ -62,6 +64,7 @@ class ScoringService:
             flush_max_rows=self.config.flush_max_rows,
             spill_path=spill,
             busy=lambda: self.scoring > 0,
+            max_delay=LOG_MAX_DELAY_SECONDS,
         )
         self.scoring = 0  # requests being scored now (read by the writer thread)
         self.writer.on_write = self.metrics.log_written.inc

@@ -468,8 +468,10 @@ def _record(service: ScoringService, request_id: str, outcome: str) -> OutcomeRe
         raise ApiError(503, "the inference log is not writable right now; retry the feedback later")
     # Another worker or replica may have scored it and not flushed yet: look again
     # for a few of its flush intervals before answering 404.
+    # (a busy worker holds its rows up to the writer's max_delay, then flushes)
     deadline = time.monotonic() + min(
-        FEEDBACK_WAIT_SECONDS, max(1.0, 5 * service.config.flush_interval_seconds)
+        FEEDBACK_WAIT_SECONDS,
+        max(1.0, writer.max_delay + 5 * service.config.flush_interval_seconds),
     )
     while True:
         try:
