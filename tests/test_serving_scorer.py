@@ -100,3 +100,15 @@ def test_probe_rows_satisfy_the_contract() -> None:
     frame = scorer.frame_from_raw(raw)
     assert schema.validate_rows(frame) == []
     assert frame["Income"].isna().any()
+
+
+def test_a_prefetched_folder_that_is_not_an_sklearn_model_is_refused(tmp_path: Any) -> None:
+    from creditops.serving.prefetch import PrefetchError, load_local_pipeline
+
+    with pytest.raises(PrefetchError, match="not an MLflow sklearn model"):
+        load_local_pipeline(tmp_path)
+    (tmp_path / "MLmodel").write_text(
+        "flavors:\n  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n"
+    )
+    with pytest.raises(PrefetchError, match="let MLflow load it"):
+        load_local_pipeline(tmp_path)
