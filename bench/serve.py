@@ -134,6 +134,14 @@ def wait_first_answer(
                 raise SystemExit(f"{url} gave no answer in 300 s")
 
 
+def warm_up(url: str, body: bytes, seconds: float = 3.0) -> None:
+    """Steady state before measuring: let start-up work finish, send a few hundred requests."""
+    time.sleep(seconds)
+    with httpx.Client(timeout=30) as client:
+        for _ in range(300):
+            client.post(url, content=body, headers={"content-type": "application/json"})
+
+
 def run_wrk(
     wrk: str, url: str, body: bytes, connections: int, duration: int, workdir: Path
 ) -> dict[str, float]:
@@ -263,6 +271,7 @@ def main() -> None:
         sent_rows += 1
         r: dict[str, Any] = {"first_answer_s": first}
         print(f"creditops: first answer {first:.2f} s after start", flush=True)
+        warm_up(f"{base}/invocations", one)
         for name, url, body in (
             ("invocations", f"{base}/invocations", one),
             ("predict", f"{base}/predict", one_predict),
@@ -341,6 +350,7 @@ def main() -> None:
             first = wait_first_answer(f"{base}/invocations", one, theirs, started)
             m: dict[str, Any] = {"first_answer_s": first}
             print(f"mlflow models serve: first answer {first:.2f} s after start", flush=True)
+            warm_up(f"{base}/invocations", one)
             for conc in (1, 8):
                 stats = run_wrk(wrk, f"{base}/invocations", one, conc, args.duration, workdir)
                 m[f"invocations_c{conc}"] = stats

@@ -75,6 +75,7 @@ class ScoringService:
         self._prefetch = prefetch
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
+        self._warmer: asyncio.Task[None] | None = None
 
     # --- life cycle ----------------------------------------------------------
 
@@ -85,13 +86,29 @@ class ScoringService:
         await self.reload()
         if self.config.poll_seconds > 0:
             self._poller = asyncio.create_task(self._poll(), name="champion-poller")
+        if self._client is None:
+            # The prefetched start skipped MLflow: import it and open the registry
+            # now, once, rather than in the middle of traffic at the first poll.
+            self._warmer = asyncio.create_task(self._warm_registry(), name="registry-warm-up")
+
+    async def _warm_registry(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._connect)
+        except CreditOpsError as exc:
+            log.warning("model registry not reachable yet (%s); the poller will retry", exc)
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            self._client = registry.connect(self.settings.mlflow)
+        return self._client
 
     async def stop(self) -> None:
         """Stop polling, drain the inference log, close the store."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        for task in (self._poller, self._warmer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await anyio.to_thread.run_sync(self.writer.close)
         self.store.close()
         log.info("inference log drained: %d row(s) written", self.writer.written_rows)
@@ -162,9 +179,7 @@ class ScoringService:
                 log.warning("%s; loading the champion through MLflow", exc)
             finally:
                 prefetch.cleanup()
-        if self._client is None:
-            self._client = registry.connect(self.settings.mlflow)
-        ref = registry.resolve_alias(self._client, self.settings.mlflow.registered_model)
+        ref = registry.resolve_alias(self._connect(), self.settings.mlflow.registered_model)
         current = self.model
         if current is not None and current.ref.version == ref.version:
             return ref, None
