@@ -27,6 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="creditops: credit-risk scoring, from tracked search to drift-triggered retraining.",
     pretty_exceptions_enable=False,
+    # help texts name config sections like [serve]: not rich markup
+    rich_markup_mode=None,
 )
 console = Console()
 err_console = Console(stderr=True)
