@@ -38,7 +38,7 @@ from sklearn.model_selection import StratifiedKFold
 from creditops import evaluate, plots, registry, schema
 from creditops.config import ParamSpace, Settings, TrainConfig
 from creditops.data import Dataset, Split, load_dataset, split_dataset
-from creditops.errors import RegistryError, TrackingError, TrainingError
+from creditops.errors import TrackingError, TrainingError
 from creditops.features import build_pipeline
 
 log = logging.getLogger(__name__)
@@ -695,6 +695,3 @@ def run_training(
         winner.version,
         seconds,
     )
-
-
-__all__ = ["RegistryError", "TrainingReport", "run_training"]
