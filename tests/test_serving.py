@@ -85,6 +85,12 @@ def test_predict_without_reasons(client: httpx.Client) -> None:
     assert body["predictions"][0]["reasons"] == []
 
 
+def test_a_bad_reasons_flag_is_refused(client: httpx.Client) -> None:
+    answer = client.post("/predict?reasons=maybe", json=applicant())
+    assert answer.status_code == 422 and "reasons" in answer.json()["detail"]
+    assert client.get("/predict").status_code == 405
+
+
 def test_original_client_payload_scores(client: httpx.Client) -> None:
     rows = [applicant(), applicant(Records="yes", Income=None)]
     answer = client.post("/invocations", json={"dataframe_records": rows})

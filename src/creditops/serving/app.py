@@ -265,6 +265,7 @@ def create_app(
     )
     app.state.service = service
     app.include_router(routes.router)
+    app.router.routes[:0] = routes.direct_routes()
     app.add_exception_handler(RequestValidationError, routes.validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, routes.http_error_handler)
     app.add_exception_handler(Exception, routes.unexpected_error_handler)

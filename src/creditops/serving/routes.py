@@ -28,6 +28,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Route
 
 from creditops import schema
 from creditops.serving import models
@@ -619,3 +620,33 @@ def _jsonable(value: Any) -> Any:
     except TypeError:
         return str(value)
     return value
+
+
+# --- the scoring routes without FastAPI's per-request machinery --------------------
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+async def _predict_direct(request: Request) -> Response:
+    flag = request.query_params.get("reasons", "true").lower()
+    if flag not in _TRUE | _FALSE:
+        return ApiError(422, f"query parameter reasons={flag!r} is not true or false").response()
+    return await predict(request, request.app.state.service, reasons=flag in _TRUE)
+
+
+async def _invocations_direct(request: Request) -> Response:
+    return await invocations(request, request.app.state.service)
+
+
+def direct_routes() -> list[Route]:
+    """``/predict`` and ``/invocations`` as plain Starlette routes.
+
+    They are placed before the documented FastAPI routes, which stay in the
+    OpenAPI schema: dependency solving and parameter parsing cost more per
+    request than parsing one applicant.
+    """
+    return [
+        Route("/predict", _predict_direct, methods=["POST"], include_in_schema=False),
+        Route("/invocations", _invocations_direct, methods=["POST"], include_in_schema=False),
+    ]
