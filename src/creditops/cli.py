@@ -342,13 +342,27 @@ def score_command(
         int | None, typer.Option(help="A registered version (default: the champion).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS",
+            help="Score on a Dask cluster: a scheduler address, or local[:N] "
+            "(default: [batch] dask_scheduler; empty = this process).",
+        ),
+    ] = None,
 ) -> None:
     """Score a file in chunks: probability, decision, reasons; contract breaches to a rejects file."""
     from creditops.batch import score_file
 
     summary = run_stage(
         lambda c: score_file(
-            c, input_path, output, model_version=model_version, show_progress=not as_json
+            c,
+            input_path,
+            output,
+            model_version=model_version,
+            show_progress=not as_json,
+            dask_scheduler=dask,
         )
     )
     if as_json:

@@ -12,6 +12,7 @@ translated at the boundary with ``raise ... from exc``.
     │   └── ContractError      columns or rows break the applicant contract
     ├── TrackingError          MLflow tracking store unreachable or malformed
     ├── TrainingError          the search or a fit failed
+    ├── BatchEngineError       the Dask cluster of a batch run is unreachable or failed
     ├── RegistryError          registry operation failed
     │   └── NoChampionError    no version holds the ``champion`` alias
     ├── StoreError             the inference log cannot be read or written
@@ -48,6 +49,10 @@ class TrackingError(CreditOpsError):
 
 class TrainingError(CreditOpsError):
     """The hyperparameter search or a model fit failed."""
+
+
+class BatchEngineError(CreditOpsError):
+    """The distributed engine of a batch run (a Dask cluster) is unreachable or failed."""
 
 
 class RegistryError(CreditOpsError):
