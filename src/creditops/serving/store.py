@@ -146,13 +146,31 @@ class InferenceStore:
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert scored rows (dicts keyed by column name) in one transaction.
 
-        Missing feature keys are stored as NULL. Raises ``SQLAlchemyError`` as is,
-        so that the writer can tell a database failure from a bug and retry.
+        Idempotent: a row whose ``request_id`` is already stored is skipped, so
+        the writer may retry a batch whose commit reached the database but whose
+        acknowledgement was lost. Missing feature keys are stored as NULL. Raises
+        ``SQLAlchemyError`` as is, so that the writer can tell a database failure
+        from a bug and retry.
         """
         if not rows:
             return
         with self.engine.begin() as connection:
-            connection.execute(inferences.insert(), [_complete(row) for row in rows])
+            connection.execute(self._insert_new(), [_complete(row) for row in rows])
+
+    def _insert_new(self) -> Any:
+        """``INSERT ... ON CONFLICT (request_id) DO NOTHING`` in this database's dialect."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(inferences).on_conflict_do_nothing(index_elements=["request_id"])
+        if dialect == "sqlite":
+            # ON CONFLICT (request_id) rather than INSERT OR IGNORE: only a duplicate
+            # id is skipped; a NULL in a required column still fails loudly
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(inferences).on_conflict_do_nothing(index_elements=["request_id"])
+        return inferences.insert()  # other databases: a duplicate still fails
 
     def record_outcome(self, request_id: str, outcome: str) -> OutcomeResult:
         """Attach the observed outcome (``good``/``bad``) to one inference.
