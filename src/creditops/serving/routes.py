@@ -8,6 +8,7 @@ and response models still document every route at ``/docs``.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -15,6 +16,7 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -197,11 +199,7 @@ async def _score(
     service: ScoringService, body: bytes, started: float, *, reasons: bool, mlflow: bool
 ) -> Scored:
     model = _model(service)  # this request's model, whatever a reload does meanwhile
-    service.scoring += 1
-    try:
-        return await _score_rows(service, model, body, started, reasons=reasons, mlflow=mlflow)
-    finally:
-        service.scoring -= 1
+    return await _score_rows(service, model, body, started, reasons=reasons, mlflow=mlflow)
 
 
 async def _score_rows(
@@ -628,15 +626,36 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
+BIG_BODY_BYTES = 256 * 1024  # about 1,700 applicants
+
+
+@contextlib.contextmanager
+def _holding_log_if_big(request: Request, service: ScoringService) -> Iterator[None]:
+    """While a big body is handled, the inference log waits (see ``InferenceLogWriter``)."""
+    declared = request.headers.get("content-length", "")
+    big = declared.isdigit() and int(declared) > BIG_BODY_BYTES
+    if big:
+        service.big_requests += 1
+    try:
+        yield
+    finally:
+        if big:
+            service.big_requests -= 1
+
+
 async def _predict_direct(request: Request) -> Response:
     flag = request.query_params.get("reasons", "true").lower()
     if flag not in _TRUE | _FALSE:
         return ApiError(422, f"query parameter reasons={flag!r} is not true or false").response()
-    return await predict(request, request.app.state.service, reasons=flag in _TRUE)
+    service = request.app.state.service
+    with _holding_log_if_big(request, service):
+        return await predict(request, service, reasons=flag in _TRUE)
 
 
 async def _invocations_direct(request: Request) -> Response:
-    return await invocations(request, request.app.state.service)
+    service = request.app.state.service
+    with _holding_log_if_big(request, service):
+        return await invocations(request, service)
 
 
 def direct_routes() -> list[Route]:
