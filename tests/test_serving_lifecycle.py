@@ -121,15 +121,17 @@ def test_graceful_shutdown_keeps_every_row(
             rows = [EXAMPLE_APPLICANT] * (1 + i % 4)
             route = "/predict" if i % 2 else "/invocations"
             body: Any = rows if route == "/predict" else {"dataframe_records": rows}
-            assert http.post(route, json=body).status_code == 200
+            answer = http.post(route, json=body)
+            assert answer.status_code == 200, (answer.text, server.log())
             sent += len(rows)
-    assert server.terminate() in (0, -15)  # uvicorn re-raises SIGTERM after a clean stop
+    code = server.terminate()
+    assert code in (0, -15), (code, server.log())  # uvicorn re-raises SIGTERM after a clean stop
     store = InferenceStore(store_url)
     try:
-        assert store.count() == sent
+        assert store.count() == sent, server.log()
     finally:
         store.close()
-    assert "inference log drained" in server.log()
+    assert "inference log drained" in server.log(), server.log()
 
 
 class SwitchableStore(InferenceStore):

@@ -315,18 +315,11 @@ def serve_command(
     from creditops.serving.server import serve
 
     def body(config: Settings) -> None:
-        from creditops.scale import check_database
-        from creditops.serving.store import InferenceStore
-
         path = State.config_path
         if path is None and Path("creditops.toml").is_file():
             path = Path("creditops.toml")
-        # a database that is down is one line naming its URL, before any worker starts
-        check_database(config.serve.store_url, "inference log")
-        # the table exists before the workers start: they would race to create it
-        store = InferenceStore(config.serve.store_url)
-        store.create()
-        store.close()
+        # serve() checks the inference log's database (one line naming its URL) and
+        # creates its table before any worker starts
         serve(config, config_path=path, host=host, port=port, workers=workers)
 
     run_stage(body)

@@ -96,7 +96,7 @@ class ScoringService:
     async def _warm_registry(self) -> None:
         try:
             await anyio.to_thread.run_sync(self._connect)
-        except CreditOpsError as exc:
+        except Exception as exc:  # MLflow raises many types; the poller retries anyway
             log.warning("model registry not reachable yet (%s); the poller will retry", exc)
 
     def _connect(self) -> Any:
@@ -107,10 +107,15 @@ class ScoringService:
     async def stop(self) -> None:
         """Stop polling, drain the inference log, close the store."""
         for task in (self._poller, self._warmer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if task is None:
+                continue
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a failed background task must not stop the drain
+                log.exception("background task %s failed", task.get_name())
         await anyio.to_thread.run_sync(self.writer.close)
         self.store.close()
         log.info("inference log drained: %d row(s) written", self.writer.written_rows)

@@ -29,6 +29,9 @@ def serve(
     One worker serves the app built here; several workers each build their own
     from the config file (named to them by ``CREDITOPS_CONFIG``) through
     ``app.app_from_env``, as uvicorn needs an import string to spawn them.
+
+    Raises:
+        StoreError: the inference log's database is unreachable (checked first).
     """
     from creditops.serving.prefetch import start_prefetch
 
@@ -36,6 +39,12 @@ def serve(
     port = settings.serve.port if port is None else port
     workers = workers or settings.serve.workers
     prefetch = start_prefetch(settings.mlflow) if workers == 1 else None
+    try:
+        _prepare_store(settings)
+    except BaseException:
+        if prefetch is not None:
+            prefetch.cleanup()
+        raise
 
     import uvicorn
 
@@ -55,3 +64,20 @@ def serve(
     if config_path is not None:
         os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     uvicorn.run("creditops.serving.app:app_from_env", factory=True, workers=workers, **options)
+
+
+def _prepare_store(settings: Settings) -> None:
+    """Check the inference log's database and create its table, before any worker starts.
+
+    A database that is down is one line naming its URL; the table exists before
+    the workers start, as they would race to create it.
+    """
+    from creditops.scale import check_database
+    from creditops.serving.store import InferenceStore
+
+    check_database(settings.serve.store_url, "inference log")
+    store = InferenceStore(settings.serve.store_url)
+    try:
+        store.create()
+    finally:
+        store.close()
