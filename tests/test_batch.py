@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditops import registry, schema
+from creditops import batch, registry, schema
 from creditops.batch import rejects_path, score_file
 from creditops.data import Dataset
 from creditops.errors import ContractError
@@ -87,3 +87,36 @@ def test_a_given_model_version_is_used(
     )
     assert summary.model_version == second
     assert set(pd.read_parquet(tmp_path / "out.parquet")["model_version"]) == {second}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_slices_and_threads_do_not_change_a_single_number(
+    serving_registry: ServingRegistry,
+    credit_dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    threads: int,
+) -> None:
+    source = tmp_path / "in.parquet"
+    applicants(credit_dataset, 1000).to_parquet(source, index=False)
+    whole = serving_registry.settings.batch.model_copy(update={"threads": 1})
+    summary = score_file(
+        serving_registry.settings.model_copy(update={"batch": whole}),
+        source,
+        tmp_path / "whole.parquet",
+        show_progress=False,
+    )
+    monkeypatch.setattr(batch, "SCORE_SLICE_ROWS", 64)  # 16 slices per chunk
+    sliced = serving_registry.settings.batch.model_copy(update={"threads": threads})
+    score_file(
+        serving_registry.settings.model_copy(update={"batch": sliced}),
+        source,
+        tmp_path / "sliced.parquet",
+        show_progress=False,
+    )
+    assert summary.scored == 1000
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "sliced.parquet"),
+        pd.read_parquet(tmp_path / "whole.parquet"),
+        check_exact=True,
+    )

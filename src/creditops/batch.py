@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+SCORE_SLICE_ROWS = 16_384
 
 
 @dataclass(frozen=True)
@@ -240,25 +241,34 @@ class NumberedChunks:
         return numbered
 
 
-def _score_in_threads(model: LoadedModel, raw: np.ndarray, reasons: bool, threads: int) -> Scores:
-    """``model.score`` on ``threads`` slices of ``raw`` at once.
+def _score_in_slices(model: LoadedModel, raw: np.ndarray, reasons: bool, threads: int) -> Scores:
+    """``model.score`` on slices of at most ``SCORE_SLICE_ROWS`` rows, ``threads`` at a time.
 
-    The boosters' predictions (and most of numpy) release the GIL, and tree SHAP
-    contributions cost about 0.3 ms per row and core: the slices use every core.
+    Slices bound the scorer's temporaries (the random forest's walk keeps a
+    rows x trees node array per level: several GiB for a 200,000-row chunk), and
+    the threads use every core: the boosters' predictions and most of numpy
+    release the GIL, and tree SHAP contributions cost about 0.3 ms per row and core.
     """
     from creditops.serving.scorer import Scores
 
-    if threads <= 1 or len(raw) < 2 * threads:
+    if len(raw) <= SCORE_SLICE_ROWS:
+        slices = [raw] if threads <= 1 or len(raw) < 2 * threads else np.array_split(raw, threads)
+    else:
+        slices = np.array_split(raw, -(-len(raw) // SCORE_SLICE_ROWS))
+    if len(slices) == 1:
         return model.score(raw, reasons=reasons)
-    from concurrent.futures import ThreadPoolExecutor
+    if threads <= 1:
+        parts = [model.score(part, reasons=reasons) for part in slices]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-    slices = np.array_split(raw, threads)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(lambda part: model.score(part, reasons=reasons), slices))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(lambda part: model.score(part, reasons=reasons), slices))
     probability = np.concatenate([p.probability for p in parts])
-    if any(p.contributions is None for p in parts):
+    contributions = [p.contributions for p in parts if p.contributions is not None]
+    if len(contributions) < len(parts):
         return Scores(probability)
-    return Scores(probability, np.concatenate([p.contributions for p in parts]))  # type: ignore[misc]
+    return Scores(probability, np.concatenate(contributions))
 
 
 def score_chunk(
@@ -290,7 +300,7 @@ def score_chunk(
         return ChunkResult(len(frame), None, refused, 0)
     ref = model.ref
     raw = raw_matrix_from_frame(schema.coerce_features(good))
-    scores = _score_in_threads(model, raw, top_k > 0, threads)
+    scores = _score_in_slices(model, raw, top_k > 0, threads)
     decline = scores.probability >= ref.threshold
     out = pd.DataFrame({"row": rows[keep]})
     for column in chunk.carried:
