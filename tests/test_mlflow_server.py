@@ -23,6 +23,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from creditops import schema
 from creditops.config import Settings
 from serving_fixtures import Server, free_port
 from support import make_settings
@@ -181,21 +182,7 @@ def test_train_promote_serve_feedback_through_the_tracking_server(
     service = start_server(settings)
     service.wait_ready(timeout=120)
     with httpx.Client(base_url=service.url, timeout=30) as http:
-        applicant = {
-            "Seniority": 9,
-            "Home": "rent",
-            "Time": 60,
-            "Age": 30,
-            "Marital": "married",
-            "Records": "no",
-            "Job": "fixed",
-            "Expenses": 73,
-            "Income": 129,
-            "Assets": 0,
-            "Debt": 0,
-            "Amount": 800,
-            "Price": 846,
-        }
+        applicant = {**schema.EXAMPLE_APPLICANT, "Job": "fixed"}
         scored = http.post("/predict", json=applicant)
         assert scored.status_code == 200, scored.text
         prediction = scored.json()["predictions"][0]

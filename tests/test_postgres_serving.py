@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from creditops import schema
 from creditops.config import Settings
 from creditops.serving.store import InferenceStore
 from postgres_fixtures import PrivateCluster
@@ -26,21 +27,7 @@ from serving_fixtures import Server, ServingRegistry, write_config
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-APPLICANT: dict[str, Any] = {
-    "Seniority": 9,
-    "Home": "rent",
-    "Time": 60,
-    "Age": 30,
-    "Marital": "married",
-    "Records": "no",
-    "Job": "fixed",
-    "Expenses": 73,
-    "Income": 129,
-    "Assets": 0,
-    "Debt": 0,
-    "Amount": 800,
-    "Price": 846,
-}
+APPLICANT: dict[str, Any] = {**schema.EXAMPLE_APPLICANT, "Job": "fixed"}
 
 
 def with_store(settings: Settings, url: str) -> Settings:

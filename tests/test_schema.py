@@ -13,21 +13,7 @@ from creditops.errors import ContractError
 
 
 def applicant(**overrides: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "Seniority": 9,
-        "Home": "rent",
-        "Time": 60,
-        "Age": 30,
-        "Marital": "married",
-        "Records": "no",
-        "Job": "freelance",
-        "Expenses": 73,
-        "Income": 129.0,
-        "Assets": 0.0,
-        "Debt": 0.0,
-        "Amount": 800,
-        "Price": 846,
-    }
+    row: dict[str, object] = dict(schema.EXAMPLE_APPLICANT)
     row.update(overrides)
     return row
 

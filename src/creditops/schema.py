@@ -106,6 +106,23 @@ FIELDS: dict[str, Field] = {
     )
 }
 
+# The first applicant of credit_data: valid, and used as the documented example.
+EXAMPLE_APPLICANT: dict[str, object] = {
+    "Seniority": 9,
+    "Home": "rent",
+    "Time": 60,
+    "Age": 30,
+    "Marital": "married",
+    "Records": "no",
+    "Job": "freelance",
+    "Expenses": 73,
+    "Income": 129,
+    "Assets": 0,
+    "Debt": 0,
+    "Amount": 800,
+    "Price": 846,
+}
+
 FEATURES: tuple[str, ...] = tuple(FIELDS)
 NUMERIC: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if isinstance(f, NumericField))
 CATEGORICAL: tuple[str, ...] = tuple(

@@ -16,21 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from creditops import schema
 
-EXAMPLE_APPLICANT: dict[str, Any] = {
-    "Seniority": 9,
-    "Home": "rent",
-    "Time": 60,
-    "Age": 30,
-    "Marital": "married",
-    "Records": "no",
-    "Job": "freelance",
-    "Expenses": 73,
-    "Income": 129,
-    "Assets": 0,
-    "Debt": 0,
-    "Amount": 800,
-    "Price": 846,
-}
+EXAMPLE_APPLICANT: dict[str, Any] = schema.EXAMPLE_APPLICANT
 
 
 def _field_annotation(spec: schema.Field) -> tuple[Any, Any]:
