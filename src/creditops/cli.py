@@ -386,7 +386,7 @@ def mlflow_server_command(
     run_stage(body)
 
 
-# --- the production loop: simulate, monitor, check (issue 4) ------------------
+# --- the production loop: simulate, monitor, check ------------------------------
 
 
 def _figure(value: Any) -> str:

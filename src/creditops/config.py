@@ -156,7 +156,7 @@ class TrainConfig(Section):
     seed: int = Field(42, ge=0)
     n_jobs: int = Field(2, ge=1, le=64)
     monotone: bool = True
-    # distributed search (issue 5): "" keeps each family's Optuna study in memory
+    # distributed search: "" keeps each family's Optuna study in memory
     study_storage: str = ""
     workers: int = Field(1, ge=1, le=64)
     threshold: ThresholdConfig = ThresholdConfig()
