@@ -30,7 +30,7 @@ def cluster() -> Iterator[Any]:
         processes=True,
         threads_per_worker=1,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # a free loopback port: no clash on 8787
     ) as local:
         yield local
 
@@ -183,3 +183,19 @@ def test_local_addresses_name_their_worker_count(address: str, workers: int | No
 def test_a_bad_local_worker_count_is_refused() -> None:
     with pytest.raises(BatchEngineError, match="local:N"):
         parse_local("local:zero")
+
+
+def test_local_2_starts_its_own_two_worker_cluster(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    source = tmp_path / "book.parquet"
+    book(credit_dataset, 600).astype({"Age": "string"}).to_parquet(source, index=False)
+    settings = small_chunks(serving_registry, 100)
+    alone = score_file(settings, source, tmp_path / "a.parquet", show_progress=False)
+    spread = score_file(
+        settings, source, tmp_path / "b.parquet", show_progress=False, dask_scheduler="local:2"
+    )
+    assert (spread.scored, spread.rejected) == (alone.scored, alone.rejected) == (599, 1)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "b.parquet"), pd.read_parquet(tmp_path / "a.parquet")
+    )

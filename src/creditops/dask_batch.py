@@ -107,7 +107,7 @@ class DaskEngine:
                             processes=True,
                             threads_per_worker=1,
                             host="127.0.0.1",
-                            dashboard_address=None,
+                            dashboard_address="127.0.0.1:0",  # a free loopback port: no clash on 8787
                         )
                     )
                     client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
