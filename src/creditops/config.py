@@ -202,7 +202,7 @@ class ServeConfig(Section):
     poll_seconds: float = Field(10.0, ge=0)
     admin_api_key: str = ""
     store_url: str = "sqlite:///state/inferences.db"
-    flush_interval_seconds: float = Field(0.2, gt=0)
+    flush_interval_seconds: float = Field(0.05, gt=0)
     flush_max_rows: int = Field(2_000, ge=1)
     reasons_top_k: int = Field(3, ge=0, le=13)
 
