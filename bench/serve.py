@@ -64,9 +64,6 @@ def ensure_wrk() -> str:
 
 def temporary_champion(root: Path, family: str) -> Settings:
     """A registry in ``root`` whose champion is ``family`` fitted on the whole dataset."""
-    import mlflow
-    import mlflow.sklearn
-
     settings = load_config(
         None,
         mlflow={
@@ -83,19 +80,14 @@ def temporary_champion(root: Path, family: str) -> Settings:
     dataset = load_dataset(settings.data)
     pipeline = features.build_pipeline(family, params, seed=0).fit(dataset.features, dataset.target)
     client = registry.connect(settings.mlflow)
-    with mlflow.start_run(run_name=f"bench-{family}") as run:
-        info = mlflow.sklearn.log_model(pipeline, name="model", serialization_format="cloudpickle")
-    ref = registry.register_version(
+    ref = registry.register_fitted(
         client,
         settings.mlflow.registered_model,
-        info.model_uri,
-        run.info.run_id,
-        {
-            "family": family,
-            "threshold": "0.4",
-            "data_hash": dataset.data_hash,
-            "train_run_id": run.info.run_id,
-        },
+        pipeline,
+        family=family,
+        threshold=0.4,
+        data_hash=dataset.data_hash,
+        run_name=f"bench-{family}",
     )
     registry.set_alias(client, settings.mlflow.registered_model, registry.CHAMPION, ref.version)
     return settings

@@ -47,29 +47,21 @@ class ServingRegistry:
 
 def register_model(settings: Settings, family: str, params: dict[str, Any]) -> int:
     """Fit ``family`` on the whole dataset, log it and register it; returns the version."""
-    import mlflow
-    import mlflow.sklearn
-
     from creditops import features, registry
     from creditops.data import load_dataset
 
     dataset = load_dataset(settings.data)
     pipeline = features.build_pipeline(family, params, seed=0).fit(dataset.features, dataset.target)
     client = registry.connect(settings.mlflow)
-    with mlflow.start_run(run_name=f"serving-test-{family}") as run:
-        info = mlflow.sklearn.log_model(pipeline, name="model", serialization_format="cloudpickle")
-    ref = registry.register_version(
+    ref = registry.register_fitted(
         client,
         settings.mlflow.registered_model,
-        info.model_uri,
-        run.info.run_id,
-        {
-            "family": family,
-            "threshold": "0.35",
-            "data_hash": dataset.data_hash,
-            "train_run_id": run.info.run_id,
-            "test_roc_auc": "0.8",
-        },
+        pipeline,
+        family=family,
+        threshold=0.35,
+        data_hash=dataset.data_hash,
+        run_name=f"serving-test-{family}",
+        extra_tags={"test_roc_auc": "0.8"},
     )
     return ref.version
 

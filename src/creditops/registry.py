@@ -219,6 +219,41 @@ def register_version(
     return get_version(client, name, int(version.version))
 
 
+def register_fitted(
+    client: Any,
+    name: str,
+    pipeline: Any,
+    *,
+    family: str,
+    threshold: float,
+    data_hash: str,
+    run_name: str,
+    extra_tags: dict[str, str] | None = None,
+) -> ModelRef:
+    """Log an already fitted pipeline in a run of its own and register it.
+
+    For models fitted outside ``creditops train`` (benchmarks, imports); the
+    version's ``train_run_id`` is that run, which holds no training data.
+    """
+    import mlflow
+    import mlflow.sklearn
+
+    with mlflow.start_run(run_name=run_name) as run:
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        )
+    tags = {
+        "family": family,
+        "threshold": repr(float(threshold)),
+        "data_hash": data_hash,
+        "train_run_id": run.info.run_id,
+        **(extra_tags or {}),
+    }
+    return register_version(client, name, info.model_uri, run.info.run_id, tags)
+
+
 def set_alias(client: Any, name: str, alias: str, version: int) -> None:
     """Point ``alias`` at ``version``."""
     try:
