@@ -274,7 +274,9 @@ def run_pipeline(
         lap("confirm")
     finally:
         code = server.stop()
-        log.info("scoring service stopped (exit code %s)", code)
+        # uvicorn drains, then re-raises the SIGTERM it caught: -15 is a clean stop
+        how = "by SIGTERM, log drained" if code == -signal.SIGTERM else f"with exit code {code}"
+        log.info("scoring service stopped %s", how)
     summary.rows_logged = store.count() - rows_before
     store.close()
     lap("stop")
