@@ -132,6 +132,7 @@ def test_feedback_records_once_and_refuses_a_conflict(client: httpx.Client) -> N
     assert again.status_code == 200 and again.json()["status"] == "unchanged"
     conflict = client.post("/feedback", json={"request_id": request_id, "outcome": "good"})
     assert conflict.status_code == 409
+    assert "already has the outcome 'bad'" in conflict.json()["detail"]
     unknown = client.post("/feedback", json={"request_id": "a" * 32, "outcome": "good"})
     assert unknown.status_code == 404 and "a" * 32 in unknown.json()["detail"]
     invalid = client.post("/feedback", json={"request_id": request_id, "outcome": "maybe"})

@@ -484,7 +484,9 @@ def _record(service: ScoringService, request_id: str, outcome: str) -> OutcomeRe
         raise ApiError(404, f"no inference has request id {request_id}")
     if result is OutcomeResult.CONFLICT:
         raise ApiError(
-            409, f"request {request_id} already has a different outcome than {outcome!r}"
+            409,
+            f"request {request_id} already has the outcome "
+            f"{'bad' if outcome == 'good' else 'good'!r}; {outcome!r} would contradict it",
         )
     return result
 
