@@ -10,8 +10,9 @@ import pytest
 
 from creditops import batch, registry, schema
 from creditops.batch import rejects_path, score_file
+from creditops.config import load_config
 from creditops.data import Dataset
-from creditops.errors import ContractError
+from creditops.errors import ContractError, DataError
 from serving_fixtures import ServingRegistry
 
 
@@ -120,3 +121,15 @@ def test_slices_and_threads_do_not_change_a_single_number(
         pd.read_parquet(tmp_path / "whole.parquet"),
         check_exact=True,
     )
+
+
+def test_output_over_the_input_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    source = tmp_path / "book.csv"
+    source.write_text("Seniority\n1\n")
+    settings = load_config(None, mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    with pytest.raises(DataError, match="is the input file"):
+        score_file(settings, source, source, show_progress=False)
+    assert source.read_text() == "Seniority\n1\n"
+    assert not (tmp_path / "m.db").exists()
+    with pytest.raises(DataError, match="not found"):
+        score_file(settings, tmp_path / "absent.csv", tmp_path / "out.csv", show_progress=False)

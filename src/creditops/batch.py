@@ -351,6 +351,14 @@ def score_file(
     config = settings.batch
     file_format(input_path)
     file_format(output_path)
+    # refuse before the model is fetched: a missing input, or an output that
+    # would overwrite the input (or its rejects file) as it is read
+    if not input_path.is_file():
+        raise DataError(f"input file {input_path} not found")
+    rejects_file = rejects_path(output_path, config.rejects_suffix)
+    for target in (output_path, rejects_file):
+        if target.resolve() == input_path.resolve():
+            raise DataError(f"output {target} is the input file: choose another --output")
     address = config.dask_scheduler if dask_scheduler is None else dask_scheduler
     client = registry.connect(settings.mlflow)
     name = settings.mlflow.registered_model
