@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import resource
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from common import temporary_settings
 from creditops import features, registry
 from creditops.batch import score_file
-from creditops.config import load_config
 from creditops.data import load_dataset
 
 
@@ -51,20 +50,10 @@ class PeakMemory:
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    root = Path(tempfile.mkdtemp(prefix="creditops-bench-batch-"))
-    settings = load_config(
-        None,
-        mlflow={
-            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-            "artifact_location": str(root / "art"),
-        },
-        logging={"runs_log": str(root / "runs.log"), "level": "WARNING"},
-    )
+    settings = temporary_settings("creditops-bench-batch-")
+    root = Path(settings.logging.runs_log).parent
     dataset = load_dataset(settings.data)
     client = registry.connect(settings.mlflow)
-    import mlflow
-    import mlflow.sklearn
-
     versions = {}
     for family, params in (
         ("xgboost", {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05}),
@@ -73,16 +62,14 @@ def main() -> None:
         pipeline = features.build_pipeline(family, params, seed=0).fit(
             dataset.features, dataset.target
         )
-        with mlflow.start_run() as run:
-            info = mlflow.sklearn.log_model(
-                pipeline, name="model", serialization_format="cloudpickle"
-            )
-        ref = registry.register_version(
+        ref = registry.register_fitted(
             client,
             settings.mlflow.registered_model,
-            info.model_uri,
-            run.info.run_id,
-            {"family": family, "threshold": "0.4", "train_run_id": run.info.run_id},
+            pipeline,
+            family=family,
+            threshold=0.4,
+            data_hash=dataset.data_hash,
+            run_name=f"bench-{family}",
         )
         versions[family] = ref.version
     registry.set_alias(client, settings.mlflow.registered_model, "champion", versions["xgboost"])

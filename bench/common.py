@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
 from creditops import schema
+from creditops.config import Settings, load_config
 
 
 def original_features(X: pd.DataFrame) -> pd.DataFrame:
@@ -22,7 +27,23 @@ def original_features(X: pd.DataFrame) -> pd.DataFrame:
 
 def original_champion(seed: int = 42) -> RandomForestClassifier:
     """The original pipeline's champion: random forest, 100 trees, depth 10, min split 10."""
-    return RandomForestClassifier(n_estimators=100, max_depth=10, min_samples_split=10, random_state=seed, n_jobs=2)
+    return RandomForestClassifier(
+        n_estimators=100, max_depth=10, min_samples_split=10, random_state=seed, n_jobs=2
+    )
+
+
+def temporary_settings(prefix: str, **sections: dict[str, Any]) -> Settings:
+    """Embedded defaults with MLflow and the run log in a fresh temporary folder."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    return load_config(
+        None,
+        mlflow={
+            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "artifact_location": str(root / "art"),
+        },
+        logging={"runs_log": str(root / "runs.log"), "level": "WARNING"},
+        **sections,
+    )
 
 
 def mean_sd(values: list[float]) -> str:

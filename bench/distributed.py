@@ -10,25 +10,17 @@ to time the RDB storage. A script, not a test.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psutil
 
-from creditops.config import load_config
+from common import temporary_settings
 from creditops.train import run_training
 
 
 def timed(workers: int, trials: int, storage: str) -> float:
-    root = Path(tempfile.mkdtemp(prefix="creditops-bench-dist-"))
-    settings = load_config(
-        None,
-        mlflow={
-            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-            "artifact_location": str(root / "art"),
-        },
-        logging={"runs_log": str(root / "runs.log"), "level": "WARNING"},
+    settings = temporary_settings(
+        "creditops-bench-dist-",
         train={
             "families": ["logreg", "lightgbm"],
             "trials_per_family": trials,

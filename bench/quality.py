@@ -77,8 +77,12 @@ def _parse(value: str) -> object:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--champion-store", help="read the champion from this tracking URI instead of training")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--champion-store", help="read the champion from this tracking URI instead of training"
+    )
     args = parser.parse_args()
 
     settings = load_config(None)
@@ -108,9 +112,13 @@ def main() -> None:
             f"{mean_sd(metrics['f1_good']):>17} {mean_sd(metrics['ks']):>17}"
         )
     gain = np.array(results["creditops"]["roc_auc"]) - np.array(results["original"]["roc_auc"])
-    print(f"paired ROC AUC gain: {gain.mean():+.4f} (creditops better on {int((gain > 0).sum())}/15 folds)")
+    print(
+        f"paired ROC AUC gain: {gain.mean():+.4f} (creditops better on {int((gain > 0).sum())}/15 folds)"
+    )
     target = np.mean(results["creditops"]["roc_auc"])
-    print(f"target creditops >= 0.845 mean ROC AUC: {'MET' if target >= 0.845 else 'NOT MET'} ({target:.4f})")
+    print(
+        f"target creditops >= 0.845 mean ROC AUC: {'MET' if target >= 0.845 else 'NOT MET'} ({target:.4f})"
+    )
 
 
 def _record(into: dict[str, list[float]], y: np.ndarray, p: np.ndarray, threshold: float) -> None:

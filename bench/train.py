@@ -70,8 +70,11 @@ def run_original_grid(tmp: str) -> tuple[float, float, int]:
                 mlflow.log_params(params)
                 mlflow.log_metric("f1_score", f1)
                 mlflow.sklearn.log_model(
-                    model, name="model", registered_model_name=f"original-{family}",
-                    serialization_format="cloudpickle", input_example=X_tr.head(2),
+                    model,
+                    name="model",
+                    registered_model_name=f"original-{family}",
+                    serialization_format="cloudpickle",
+                    input_example=X_tr.head(2),
                 )
             best = max(best, (f1, auc))
             count += 1
@@ -82,7 +85,10 @@ def run_creditops(tmp: str) -> tuple[float, float, int]:
     """Seconds (train + promote), test ROC AUC of the promoted model, trials run."""
     settings = load_config(
         REPO / "creditops.toml",
-        mlflow={"tracking_uri": f"sqlite:///{tmp}/creditops.db", "artifact_location": f"{tmp}/artifacts"},
+        mlflow={
+            "tracking_uri": f"sqlite:///{tmp}/creditops.db",
+            "artifact_location": f"{tmp}/artifacts",
+        },
         logging={"runs_log": f"{tmp}/runs.log"},
     )
     started = time.perf_counter()
@@ -97,13 +103,19 @@ def run_creditops(tmp: str) -> tuple[float, float, int]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         original_s, original_auc, configs = run_original_grid(tmp)
-        print(f"original grid : {configs} configurations logged+registered in {original_s:6.1f} s; "
-              f"best-F1 model test ROC AUC {original_auc:.4f}")
+        print(
+            f"original grid : {configs} configurations logged+registered in {original_s:6.1f} s; "
+            f"best-F1 model test ROC AUC {original_auc:.4f}"
+        )
         creditops_s, creditops_auc, trials = run_creditops(tmp)
-        print(f"creditops     : {trials} CV trials + refits + logging + registration + gate in "
-              f"{creditops_s:6.1f} s; promoted model test ROC AUC {creditops_auc:.4f}")
+        print(
+            f"creditops     : {trials} CV trials + refits + logging + registration + gate in "
+            f"{creditops_s:6.1f} s; promoted model test ROC AUC {creditops_auc:.4f}"
+        )
     print(f"ratio original/creditops wall clock: {original_s / creditops_s:.2f}x")
-    print(f"target creditops train < 120 s: {'MET' if creditops_s < 120 else 'NOT MET'} ({creditops_s:.1f} s)")
+    print(
+        f"target creditops train < 120 s: {'MET' if creditops_s < 120 else 'NOT MET'} ({creditops_s:.1f} s)"
+    )
 
 
 if __name__ == "__main__":
