@@ -228,3 +228,34 @@ def test_the_same_contract_on_postgresql(postgres_database: str) -> None:
         assert store.count() == 3
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_a_row_committed_between_update_and_select_takes_the_outcome(
+    postgres_database: str,
+) -> None:
+    # Another worker's writer commits the row after this UPDATE found nothing and
+    # before its SELECT (READ COMMITTED): the row's outcome is NULL, not a conflict.
+    import sqlalchemy as sa
+
+    store = InferenceStore(postgres_database)
+    store.create()
+    other = InferenceStore(postgres_database)
+    row = make_row()
+    late: list[str] = []
+
+    def commit_the_row_once(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE") and not late:
+            late.append(statement)
+            other.write_rows([row])
+
+    sa.event.listen(store.engine, "after_cursor_execute", commit_the_row_once)
+    try:
+        assert store.record_outcome(row["request_id"], "good") is OutcomeResult.RECORDED
+        assert late, "the row was not committed mid-call: the race was not exercised"
+        assert store.read_frame()["outcome"].tolist() == ["good"]
+        assert store.record_outcome(row["request_id"], "bad") is OutcomeResult.CONFLICT
+    finally:
+        sa.event.remove(store.engine, "after_cursor_execute", commit_the_row_once)
+        other.close()
+        store.close()

@@ -567,7 +567,9 @@ def pipeline_command(
     valid = ("none", "covariate", "concept", "original", "ordered-tail")
     if scenario is not None and scenario not in valid:
         err_console.print(
-            f"error: --scenario {scenario!r} is not one of {', '.join(valid)}", style="bold red", soft_wrap=True
+            f"error: --scenario {scenario!r} is not one of {', '.join(valid)}",
+            style="bold red",
+            soft_wrap=True,
         )
         raise typer.Exit(2)
 
@@ -587,7 +589,9 @@ def pipeline_command(
 
     summary = run_stage(body)
     table = Table(title=f"creditops pipeline, scenario {summary.scenario}", show_header=False)
-    table.add_row("champion before", f"v{summary.champion_before} (served v{summary.served_before})")
+    table.add_row(
+        "champion before", f"v{summary.champion_before} (served v{summary.served_before})"
+    )
     table.add_row("drift", summary.drift_verdict)
     table.add_row("trigger", summary.trigger)
     table.add_row("retraining", summary.retrain)
@@ -596,7 +600,9 @@ def pipeline_command(
         "champion after",
         f"v{summary.champion_after} (served v{summary.served_after}, expected v{summary.expected_after}: {swap})",
     )
-    table.add_row("inference log", f"{summary.rows_logged} rows logged for {summary.rows_sent} scored")
+    table.add_row(
+        "inference log", f"{summary.rows_logged} rows logged for {summary.rows_sent} scored"
+    )
     for name, path in sorted(summary.reports.items()):
         table.add_row(f"report {name}", path)
     table.add_row("decision record", summary.decision_record)

@@ -172,7 +172,9 @@ class TrainConfig(Section):
 
     def grid_for(self, family: str) -> dict[str, list[Any]]:
         """The grid of ``family``: the config's, else the embedded default."""
-        grids: dict[str, dict[str, list[Any]]] = {str(k): list_values(v) for k, v in self.grid.items()}
+        grids: dict[str, dict[str, list[Any]]] = {
+            str(k): list_values(v) for k, v in self.grid.items()
+        }
         return dict(grids.get(family) or default_grid()[family])
 
     def trials_for(self, family: str) -> int:

@@ -394,7 +394,10 @@ def build_retraining_split(
     keys = pd.util.hash_pandas_object(older.loc[:, features], index=False)
     repeated = keys.isin(held).to_numpy()
     if repeated.any():
-        log.info("retraining: %d older production row(s) repeat a holdout applicant and are left out", int(repeated.sum()))
+        log.info(
+            "retraining: %d older production row(s) repeat a holdout applicant and are left out",
+            int(repeated.sum()),
+        )
     train = pd.concat([reference.loc[:, columns], older.loc[~repeated]], ignore_index=True)
     return train, holdout
 

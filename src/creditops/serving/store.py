@@ -181,23 +181,29 @@ class InferenceStore:
         if outcome not in OUTCOMES:
             raise StoreError(f"outcome {outcome!r} is not one of good, bad")
         table = inferences
-        try:
-            with self.engine.begin() as connection:
-                updated = connection.execute(
-                    table.update()
-                    .where(table.c.request_id == request_id, table.c.outcome.is_(None))
-                    .values(outcome=outcome, outcome_at=datetime.now(UTC))
-                ).rowcount
-                if updated:
-                    return OutcomeResult.RECORDED
-                current = connection.execute(
-                    sa.select(table.c.outcome).where(table.c.request_id == request_id)
-                ).first()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot record the outcome of {request_id}: {exc}") from exc
-        if current is None:
-            return OutcomeResult.UNKNOWN
-        return OutcomeResult.UNCHANGED if current[0] == outcome else OutcomeResult.CONFLICT
+        # Under READ COMMITTED another worker's writer may commit the row between
+        # the UPDATE (no row yet) and the SELECT (the row, outcome still NULL):
+        # that is not a conflict, so the update is tried again.
+        for _ in range(3):
+            try:
+                with self.engine.begin() as connection:
+                    updated = connection.execute(
+                        table.update()
+                        .where(table.c.request_id == request_id, table.c.outcome.is_(None))
+                        .values(outcome=outcome, outcome_at=datetime.now(UTC))
+                    ).rowcount
+                    if updated:
+                        return OutcomeResult.RECORDED
+                    current = connection.execute(
+                        sa.select(table.c.outcome).where(table.c.request_id == request_id)
+                    ).first()
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot record the outcome of {request_id}: {exc}") from exc
+            if current is None:
+                return OutcomeResult.UNKNOWN
+            if current[0] is not None:
+                return OutcomeResult.UNCHANGED if current[0] == outcome else OutcomeResult.CONFLICT
+        raise StoreError(f"cannot record the outcome of {request_id}: its row kept changing")
 
     def count(self) -> int:
         """How many inferences are stored."""
