@@ -25,6 +25,15 @@ ratio), in the model's own units:
   probabilities (Saabas): each split's change in P(bad) is credited to the
   split's feature. It is exact (bias + contributions = probability) and costs
   one tree walk, but unlike SHAP it favours features split near the root.
+
+Tree SHAP costs about trees x leaves x depth^2 operations per row (0.3 ms per
+row and core for 300 trees of depth 4). Batch scoring may ask for the boosters'
+decision-path contributions instead (``method="path"``): XGBoost's
+``approx_contribs``, and for LightGBM a table of each leaf's path deltas
+(``internal_value`` of child minus parent, credited to the split's feature)
+summed over the leaves a row reaches. Both are additive (bias + contributions =
+log-odds), like SHAP, and cost a prediction, not a SHAP pass. The logistic
+regression's and the forest's contributions are the same for both methods.
 """
 
 from __future__ import annotations
@@ -260,6 +269,13 @@ class CompiledModel:
     predict: Callable[[Matrix], Matrix]
     contribute: Callable[[Matrix], Matrix] | None
     unit: str
+    contribute_path: Callable[[Matrix], Matrix] | None = None
+
+    def contributions(self, x: Matrix, method: str) -> Matrix | None:
+        """Per-column contributions by ``method``: "shap" (exact) or "path" (decision path)."""
+        if method == "path" and self.contribute_path is not None:
+            return self.contribute_path(x)
+        return None if self.contribute is None else self.contribute(x)
 
 
 def compile_model(model: Any) -> CompiledModel:
@@ -279,6 +295,7 @@ def compile_model(model: Any) -> CompiledModel:
             predict=lambda x: expit(x @ coef + intercept),
             contribute=lambda x: x * coef,
             unit="log-odds",
+            contribute_path=lambda x: x * coef,
         )
     if kind == "XGBClassifier":
         return _compile_xgboost(model)
@@ -290,6 +307,7 @@ def compile_model(model: Any) -> CompiledModel:
             predict=lambda x: booster.predict(x, num_threads=1),
             contribute=lambda x: booster.predict(x, pred_contrib=True, num_threads=1)[:, :-1],
             unit="log-odds",
+            contribute_path=_lightgbm_path_contributions(booster),
         )
     if kind == "RandomForestClassifier":
         return _compile_forest(model)
@@ -320,7 +338,75 @@ def _compile_xgboost(model: Any) -> CompiledModel:
             matrix, pred_contribs=True, iteration_range=iteration_range, validate_features=False
         )[:, :-1]
 
-    return CompiledModel(predict=predict, contribute=contribute, unit="log-odds")
+    def contribute_path(x: Matrix) -> Matrix:
+        matrix = xgboost.DMatrix(x, missing=missing, nthread=1)
+        return booster.predict(  # type: ignore[no-any-return]
+            matrix,
+            pred_contribs=True,
+            approx_contribs=True,
+            iteration_range=iteration_range,
+            validate_features=False,
+        )[:, :-1]
+
+    return CompiledModel(
+        predict=predict, contribute=contribute, unit="log-odds", contribute_path=contribute_path
+    )
+
+
+def _lightgbm_path_contributions(booster: Any) -> Callable[[Matrix], Matrix]:
+    """Decision-path contributions of a LightGBM booster, from a per-leaf table.
+
+    A row's path contributions in one tree depend only on the leaf it reaches:
+    each split on the way credits ``value(child) - value(split)`` to the split's
+    feature. The table holds, per tree, the leaves' sums over the (few) features
+    the tree splits on; a row's contributions are the sum of its leaves' rows.
+    """
+    dump = booster.dump_model()
+    width = int(dump["max_feature_idx"]) + 1
+    tables: list[list[tuple[int, Matrix]]] = []
+    for info in dump["tree_info"]:
+        root = info["tree_structure"]
+        leaves: dict[int, dict[int, float]] = {}
+        stack: list[tuple[dict[str, Any], dict[int, float]]] = [(root, {})]
+        while stack:
+            node, credit = stack.pop()
+            if "leaf_index" in node:
+                leaves[int(node["leaf_index"])] = credit
+                continue
+            if "split_index" not in node:  # a single-leaf tree
+                leaves[0] = credit
+                continue
+            parent = float(node["internal_value"])
+            feature = int(node["split_feature"])
+            for side in ("left_child", "right_child"):
+                child = node[side]
+                value = float(
+                    child["leaf_value"] if "leaf_index" in child else child["internal_value"]
+                )
+                update = dict(credit)
+                update[feature] = update.get(feature, 0.0) + value - parent
+                stack.append((child, update))
+        # one (feature, value per leaf) pair per feature the tree splits on
+        columns: list[tuple[int, Matrix]] = []
+        for f in sorted({f for credit in leaves.values() for f in credit}):
+            values = np.zeros(max(leaves) + 1)
+            for leaf, credit in leaves.items():
+                values[leaf] = credit.get(f, 0.0)
+            columns.append((f, values))
+        tables.append(columns)
+
+    def contribute_path(x: Matrix) -> Matrix:
+        # trees x rows: each tree's leaf indices contiguous, so the gathers stream
+        leaf = np.ascontiguousarray(
+            np.asarray(booster.predict(x, pred_leaf=True, num_threads=1), dtype=np.intp).T
+        )
+        out = np.zeros((width, x.shape[0]))
+        for t, columns in enumerate(tables):
+            for f, values in columns:
+                out[f] += values[leaf[t]]
+        return out.T
+
+    return contribute_path
 
 
 def _compile_forest(model: Any) -> CompiledModel:
@@ -379,7 +465,9 @@ def _compile_forest(model: Any) -> CompiledModel:
             out += np.bincount(rows * d + feature[parent].ravel(), weights=delta, minlength=n * d)
         return out.reshape(n, d) / n_trees
 
-    return CompiledModel(predict=predict, contribute=contribute, unit="probability")
+    return CompiledModel(
+        predict=predict, contribute=contribute, unit="probability", contribute_path=contribute
+    )
 
 
 # --- probe rows -----------------------------------------------------------------
@@ -452,6 +540,19 @@ class LoadedModel:
             x = steps["preprocess"].transform(steps["derive"].transform(frame_from_raw(raw)))
         assert self.aggregate is not None
         return Scores(probability, np.asarray(self.model.contribute(x)) @ self.aggregate)
+
+    def contributions(self, raw: Matrix, method: str = "shap") -> Matrix | None:
+        """Per-source contributions of raw rows by ``method`` ("shap" or "path"); None if none."""
+        if self.model is None or self.aggregate is None:
+            return None
+        if self.fast_path:
+            assert self.transform is not None
+            x = self.transform(raw)
+        else:
+            steps = self.pipeline.named_steps
+            x = steps["preprocess"].transform(steps["derive"].transform(frame_from_raw(raw)))
+        out = self.model.contributions(x, method)
+        return None if out is None else np.asarray(out) @ self.aggregate
 
     def predict_pipeline(self, frame: pd.DataFrame) -> Matrix:
         """The registered pipeline's own probability of bad (the source of truth)."""
