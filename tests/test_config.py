@@ -56,6 +56,8 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ("[train]\nfamilies = []\n", "train.families"),
         ("[data]\ntest_size = 0.9\n", "data.test_size = 0.9"),
         ("[promote]\nmin_auc = 1.5\n", "promote.min_auc = 1.5"),
+        ('[batch]\nreason_method = "lime"\n', "batch.reason_method = 'lime'"),
+        ('[batch]\nreasons_for = "approved"\n', "batch.reasons_for = 'approved'"),
         (
             '[train.search_space.xgboost]\nmax_depth = { type = "int", low = 5, high = 2 }\n',
             "low (5.0) must not exceed high",

@@ -10,10 +10,16 @@ against the registered pipeline at load) and written with their probability
 of default, decision and top reasons. Columns that are not in the contract (an
 applicant id, say) are carried through to both files.
 
+Reasons follow ``[batch]``: by default only declined rows get them (the
+adverse decisions that owe an explanation), computed as decision-path
+contributions, which cost about a prediction; ``reason_method = "shap"`` gives
+the service's exact tree SHAP reasons at some 30 times the cost (see
+:class:`ReasonPolicy` and :mod:`creditops.serving.scorer`).
+
 Output columns: ``row`` (1-based, as counted in the input), the carried
 columns, ``probability``, ``decision`` (approve/decline at the model's
 threshold), ``reasons`` (``Field:+contribution;...``, strongest first, toward
-"bad"), ``model_version``. Rejects: ``row``, ``reasons`` (the broken rules), and
+"bad"; empty where none are owed or none is positive), ``model_version``. Rejects: ``row``, ``reasons`` (the broken rules), and
 the row's columns as read.
 """
 
@@ -23,7 +29,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +38,11 @@ import numpy as np
 import pandas as pd
 
 from creditops import registry, schema
-from creditops.config import Settings
+from creditops.config import BatchConfig, Settings
 from creditops.errors import ContractError, DataError
 
 if TYPE_CHECKING:
-    from creditops.serving.scorer import LoadedModel, Scores
+    from creditops.serving.scorer import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -241,38 +247,73 @@ class NumberedChunks:
         return numbered
 
 
-def _score_in_slices(model: LoadedModel, raw: np.ndarray, reasons: bool, threads: int) -> Scores:
-    """``model.score`` on slices of at most ``SCORE_SLICE_ROWS`` rows, ``threads`` at a time.
+@dataclass(frozen=True)
+class ReasonPolicy:
+    """Which rows get reasons, how many, and how the contributions are computed.
+
+    ``rows``: "declined" (adverse decisions only; approved rows get "") or "all".
+    ``method``: "path" (decision-path contributions) or "shap" (exact tree SHAP,
+    the service's numbers); see :mod:`creditops.serving.scorer`.
+    """
+
+    top_k: int
+    rows: str = "declined"
+    method: str = "path"
+
+    @classmethod
+    def from_config(cls, config: BatchConfig) -> ReasonPolicy:
+        return cls(config.reasons_top_k, config.reasons_for, config.reason_method)
+
+
+def _in_slices(
+    work: Callable[[np.ndarray], np.ndarray], raw: np.ndarray, threads: int
+) -> np.ndarray:
+    """``work`` on slices of at most ``SCORE_SLICE_ROWS`` rows, ``threads`` at a time, stacked.
 
     Slices bound the scorer's temporaries (the random forest's walk keeps a
     rows x trees node array per level: several GiB for a 200,000-row chunk), and
-    the threads use every core: the boosters' predictions and most of numpy
-    release the GIL, and tree SHAP contributions cost about 0.3 ms per row and core.
+    the threads use every core: the boosters' predictions and contributions and
+    most of numpy release the GIL.
     """
-    from creditops.serving.scorer import Scores
-
     if len(raw) <= SCORE_SLICE_ROWS:
         slices = [raw] if threads <= 1 or len(raw) < 2 * threads else np.array_split(raw, threads)
     else:
         slices = np.array_split(raw, -(-len(raw) // SCORE_SLICE_ROWS))
     if len(slices) == 1:
-        return model.score(raw, reasons=reasons)
+        return work(raw)
     if threads <= 1:
-        parts = [model.score(part, reasons=reasons) for part in slices]
+        parts = [work(part) for part in slices]
     else:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(lambda part: model.score(part, reasons=reasons), slices))
-    probability = np.concatenate([p.probability for p in parts])
-    contributions = [p.contributions for p in parts if p.contributions is not None]
-    if len(contributions) < len(parts):
-        return Scores(probability)
-    return Scores(probability, np.concatenate(contributions))
+            parts = list(pool.map(work, slices))
+    return np.concatenate(parts)
+
+
+def _reasons(
+    model: LoadedModel, raw: np.ndarray, decline: np.ndarray, policy: ReasonPolicy, threads: int
+) -> np.ndarray | str:
+    """The reasons column for scored rows: "" where none are owed or computable."""
+    if policy.top_k <= 0 or model.model is None:
+        return ""
+    wanted = decline if policy.rows == "declined" else np.ones(len(raw), dtype=bool)
+    out = np.full(len(raw), "", dtype=object)
+    if not wanted.any():
+        return out
+
+    def contributions(part: np.ndarray) -> np.ndarray:
+        got = model.contributions(part, policy.method)
+        assert got is not None  # model.model is set
+        return got
+
+    values = _in_slices(contributions, raw[wanted], threads)
+    out[wanted] = _reason_strings(values, model.sources, policy.top_k)
+    return out
 
 
 def score_chunk(
-    model: LoadedModel, chunk: NumberedChunk, *, top_k: int, threads: int = 1
+    model: LoadedModel, chunk: NumberedChunk, *, reasons: ReasonPolicy, threads: int = 1
 ) -> ChunkResult:
     """Validate one chunk, score its valid rows, and describe the others' broken rules.
 
@@ -300,18 +341,16 @@ def score_chunk(
         return ChunkResult(len(frame), None, refused, 0)
     ref = model.ref
     raw = raw_matrix_from_frame(schema.coerce_features(good))
-    scores = _score_in_slices(model, raw, top_k > 0, threads)
-    decline = scores.probability >= ref.threshold
+    probability = _in_slices(
+        lambda part: model.score(part, reasons=False).probability, raw, threads
+    )
+    decline = probability >= ref.threshold
     out = pd.DataFrame({"row": rows[keep]})
     for column in chunk.carried:
         out[column] = good[column].to_numpy()
-    out["probability"] = scores.probability
+    out["probability"] = probability
     out["decision"] = np.where(decline, "decline", "approve")
-    out["reasons"] = (
-        _reason_strings(scores.contributions, model.sources, top_k)
-        if scores.contributions is not None
-        else ""
-    )
+    out["reasons"] = _reasons(model, raw, decline, reasons, threads)
     out["model_version"] = ref.version
     return ChunkResult(len(frame), out, refused, int(decline.sum()))
 
@@ -369,7 +408,7 @@ def score_file(
     )
     pipeline = registry.load_pipeline(ref)
     model = prepare_model(ref, pipeline)
-    top_k = config.reasons_top_k if model.model is not None else 0
+    policy = ReasonPolicy.from_config(config)
     threads = config.threads or os.cpu_count() or 1
     rejects = rejects_path(output_path, config.rejects_suffix)
     scored_out, rejected_out = _Writer(output_path), _Writer(rejects)
@@ -388,9 +427,9 @@ def score_file(
             from creditops.dask_batch import DaskEngine
 
             engine = stack.enter_context(DaskEngine.connect(address))
-            results: Iterator[ChunkResult] = engine.score(ref, pipeline, chunks, top_k=top_k)
+            results: Iterator[ChunkResult] = engine.score(ref, pipeline, chunks, reasons=policy)
         else:
-            results = (score_chunk(model, c, top_k=top_k, threads=threads) for c in chunks)
+            results = (score_chunk(model, c, reasons=policy, threads=threads) for c in chunks)
         stack.enter_context(progress)
         task = progress.add_task("rows", total=total)
         for result in results:

@@ -278,6 +278,8 @@ class BatchConfig(Section):
 
     chunk_rows: int = Field(200_000, ge=1)
     reasons_top_k: int = Field(3, ge=0, le=13)
+    reasons_for: Literal["declined", "all"] = "declined"
+    reason_method: Literal["path", "shap"] = "path"
     rejects_suffix: str = Field(".rejects", min_length=1)
     threads: int = Field(0, ge=0, le=256)
     dask_scheduler: str = ""

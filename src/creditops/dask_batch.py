@@ -5,8 +5,8 @@ The unit of work is the single-process engine's: :func:`creditops.batch.score_ch
 others' broken rules). This process reads the input in chunks, as
 ``creditops score`` does, submits each chunk to the cluster and writes the
 results back in input order, so the output files are the same as a
-single-process run's, row for row; the scoring, the costly part (tree SHAP
-reasons cost about 0.3 ms per row and core), runs on the workers.
+single-process run's, row for row; the scoring, the costly part (above all
+the reasons' contributions), runs on the workers.
 
 The fitted pipeline is sent to every worker once (``Client.scatter(...,
 broadcast=True)``); each worker process compiles and checks it on its first
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from creditops.batch import ChunkResult, NumberedChunk, score_chunk
+from creditops.batch import ChunkResult, NumberedChunk, ReasonPolicy, score_chunk
 from creditops.errors import BatchEngineError, CreditOpsError
 from creditops.registry import ModelRef
 
@@ -46,7 +46,7 @@ def model_loads() -> int:
 
 
 def _score_on_worker(
-    model_key: str, ref: ModelRef, pipeline: Any, chunk: NumberedChunk, top_k: int
+    model_key: str, ref: ModelRef, pipeline: Any, chunk: NumberedChunk, reasons: ReasonPolicy
 ) -> ChunkResult:
     """Runs on a worker: the chunk scored with this process's copy of the model."""
     global MODEL_LOADS
@@ -60,7 +60,7 @@ def _score_on_worker(
             _MODELS[model_key] = model
             MODEL_LOADS += 1
     # the cluster's parallelism is its workers and their threads
-    return score_chunk(model, chunk, top_k=top_k, threads=1)
+    return score_chunk(model, chunk, reasons=reasons, threads=1)
 
 
 def parse_local(address: str) -> int | None:
@@ -125,7 +125,12 @@ class DaskEngine:
             yield cls(client, address)
 
     def score(
-        self, ref: ModelRef, pipeline: Any, chunks: Iterable[NumberedChunk], *, top_k: int
+        self,
+        ref: ModelRef,
+        pipeline: Any,
+        chunks: Iterable[NumberedChunk],
+        *,
+        reasons: ReasonPolicy,
     ) -> Iterator[ChunkResult]:
         """Score ``chunks`` on the cluster; the results come back in input order.
 
@@ -142,7 +147,7 @@ class DaskEngine:
             for chunk in chunks:
                 in_flight.append(
                     client.submit(
-                        _score_on_worker, shared.key, ref, shared, chunk, top_k, pure=False
+                        _score_on_worker, shared.key, ref, shared, chunk, reasons, pure=False
                     )
                 )
                 while len(in_flight) >= 2 * threads:
