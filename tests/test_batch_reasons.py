@@ -151,3 +151,24 @@ def test_shap_reasons_are_the_services_numbers(
         order = np.argsort(-row, kind="stable")[: settings.batch.reasons_top_k]
         expected = {model.sources[j]: f"{row[j]:+.4f}" for j in order if row[j] > 0}
         assert named == expected
+
+
+def test_reason_strings_are_the_plain_formatting_of_the_top_positive_contributions() -> None:
+    from creditops.batch import _reason_strings
+
+    rng = np.random.default_rng(3)
+    names = tuple(f"F{i}" for i in range(16))
+    values = rng.normal(size=(5000, 16))
+    values[:200] = np.round(values[:200], 4) + 0.00005  # half ticks: rounding must match
+    values[200:220] *= 40  # beyond the formatting table
+    values[220:240] = -1.0  # nothing toward "bad": no reason
+    values[240:260, :] = 0.0
+    values[240:260, 5] = 1e-7  # positive, formatted as +0.0000
+    order = np.argsort(-values, axis=1, kind="stable")[:, :3]
+    expected = [
+        ";".join(f"{names[j]}:{row[j]:+.4f}" for j in o if row[j] > 0)
+        for o, row in zip(order, values, strict=True)
+    ]
+    got = _reason_strings(values, names, 3)
+    assert got.tolist() == expected
+    assert got[230] == "" and got[250] == "F5:+0.0000"

@@ -26,6 +26,7 @@ the row's columns as read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -174,21 +175,45 @@ class _Writer:
         self._writer.close()
 
 
+REASON_DECIMALS = 4
+_TICKS = 10**REASON_DECIMALS
+_TABLE_TICKS = 200_000  # contributions up to +20.0000 come formatted from a table
+
+
+@functools.cache
+def _formatted_ticks() -> np.ndarray:
+    """``f"{i / 10**4:+.4f}"`` for every tick i up to ``_TABLE_TICKS`` (built once, 0.05 s)."""
+    return np.array(
+        [f"{i / _TICKS:+.{REASON_DECIMALS}f}" for i in range(_TABLE_TICKS + 1)], dtype=object
+    )
+
+
+def _format_positive(values: np.ndarray) -> np.ndarray:
+    """``f"{v:+.4f}"`` of positive values, by table lookup (formatting is the costly part)."""
+    scaled = values * _TICKS
+    ticks = np.rint(scaled)
+    # near a half tick, float rounding of the product may differ from formatting's
+    exact = (ticks <= _TABLE_TICKS) & (np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) > 1e-6)
+    out = np.empty(len(values), dtype=object)
+    out[exact] = _formatted_ticks()[ticks[exact].astype(np.int64)]
+    out[~exact] = [f"{v:+.{REASON_DECIMALS}f}" for v in values[~exact]]
+    return out
+
+
 def _reason_strings(contributions: np.ndarray, sources: tuple[str, ...], top_k: int) -> np.ndarray:
-    """``Field:+0.123;...`` per row: the top_k positive contributions, strongest first."""
+    """``Field:+0.1234;...`` per row: the top_k positive contributions, strongest first."""
     n = contributions.shape[0]
     k = min(top_k, contributions.shape[1])
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
     top = np.take_along_axis(contributions, order, axis=1)
-    names = np.asarray(sources, dtype=object)
+    prefixes = np.asarray([f"{name}:" for name in sources], dtype=object)
     out = np.full(n, "", dtype=object)
     for j in range(k):
-        positive = top[:, j] > 0
+        positive = top[:, j] > 0  # positives come first: a row's later columns are smaller
         if not positive.any():
             break
-        text = names[order[:, j]] + ":" + np.char.mod("%+.4f", top[:, j]).astype(object)
-        joined = np.where(out == "", text, out + ";" + text)
-        out = np.where(positive, joined, out)
+        text = prefixes[order[positive, j]] + _format_positive(top[positive, j])
+        out[positive] = text if j == 0 else out[positive] + ";" + text
     return out
 
 
