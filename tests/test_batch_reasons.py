@@ -172,3 +172,27 @@ def test_reason_strings_are_the_plain_formatting_of_the_top_positive_contributio
     got = _reason_strings(values, names, 3)
     assert got.tolist() == expected
     assert got[230] == "" and got[250] == "F5:+0.0000"
+
+
+@pytest.mark.parametrize(
+    ("family", "update", "expected"),
+    [
+        ("xgboost", {}, "top 3 for declined rows, decision-path contributions"),
+        (
+            "lightgbm",
+            {"reasons_for": "all", "reason_method": "shap"},
+            "top 3 for every row, tree SHAP",
+        ),
+        ("logreg", {"reason_method": "shap"}, "top 3 for declined rows, logreg contributions"),
+        ("random_forest", {}, "top 3 for declined rows, random_forest contributions"),
+        ("xgboost", {"reasons_top_k": 0}, "none"),
+    ],
+)
+def test_the_summary_says_what_the_reasons_are(
+    credit_dataset: Dataset, family: str, update: dict[str, Any], expected: str
+) -> None:
+    from creditops.batch import ReasonPolicy
+    from creditops.config import BatchConfig
+
+    policy = ReasonPolicy.from_config(BatchConfig().model_copy(update=update))
+    assert policy.describe(loaded(family, credit_dataset)) == expected

@@ -65,6 +65,7 @@ class BatchSummary:
     output: str
     rejects: str
     seconds: float
+    reasons: str = "none"
 
     @property
     def rows_per_second(self) -> float:
@@ -285,6 +286,16 @@ class ReasonPolicy:
     rows: str = "declined"
     method: str = "path"
 
+    def describe(self, model: LoadedModel) -> str:
+        """What the reasons column holds, in words (for the run's summary)."""
+        if self.top_k <= 0 or model.model is None:
+            return "none"
+        rows = "declined rows" if self.rows == "declined" else "every row"
+        method = "tree SHAP" if self.method == "shap" else "decision-path contributions"
+        if model.model.contribute_path is model.model.contribute:
+            method = f"{model.ref.family} contributions"
+        return f"top {self.top_k} for {rows}, {method}"
+
     @classmethod
     def from_config(cls, config: BatchConfig) -> ReasonPolicy:
         return cls(config.reasons_top_k, config.reasons_for, config.reason_method)
@@ -496,6 +507,7 @@ def score_file(
         output=str(output_path),
         rejects=str(rejects),
         seconds=time.perf_counter() - started,
+        reasons=policy.describe(model),
     )
     log.info(
         "scored %d of %d row(s) with %s v%d (%d declined), %d rejected -> %s, %s (%.0f rows/s)",

@@ -364,7 +364,7 @@ def score_command(
     console.print(
         f"scored {summary.scored} of {summary.input_rows} row(s) with {summary.model_family} "
         f"v{summary.model_version} ({summary.declined} declined) -> {summary.output}; "
-        f"rejected {summary.rejected} -> {summary.rejects}; "
+        f"rejected {summary.rejected} -> {summary.rejects}; reasons: {summary.reasons}; "
         f"{summary.seconds:.1f} s, {summary.rows_per_second:,.0f} rows/s",
         markup=False,
     )

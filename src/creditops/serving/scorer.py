@@ -291,11 +291,15 @@ def compile_model(model: Any) -> CompiledModel:
     if kind == "LogisticRegression":
         coef = np.asarray(model.coef_[0], dtype=np.float64)
         intercept = float(model.intercept_[0])
+
+        def linear(x: Matrix) -> Matrix:
+            return x * coef  # type: ignore[no-any-return]
+
         return CompiledModel(
             predict=lambda x: expit(x @ coef + intercept),
-            contribute=lambda x: x * coef,
+            contribute=linear,
             unit="log-odds",
-            contribute_path=lambda x: x * coef,
+            contribute_path=linear,  # exact either way
         )
     if kind == "XGBClassifier":
         return _compile_xgboost(model)
