@@ -13,7 +13,9 @@ before the server's own imports.
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -61,7 +63,7 @@ class Prefetch:
     def cleanup(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait()
+        self.process.communicate()  # reaps it and closes its pipes
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -101,6 +103,10 @@ def load_local_pipeline(path: Path) -> Any:
 
 
 def _main(mlflow_json: str, folder: str) -> None:
+    # A short-lived process: without the cyclic GC, importing MLflow and its store is
+    # ~0.6 s quicker (each full collection rescans every module imported so far).
+    gc.disable()
+
     import mlflow.artifacts
 
     from creditops import registry
@@ -120,3 +126,9 @@ def _main(mlflow_json: str, folder: str) -> None:
 
 if __name__ == "__main__":
     _main(sys.argv[1], sys.argv[2])
+    # The answer is out and nothing was written but the download, which is the
+    # parent's now: skip the interpreter's tear-down of MLflow's ~200,000 objects
+    # (~0.6 s the parent would wait for).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
