@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -183,3 +184,31 @@ def test_database_failure_keeps_answering_and_retries(
         store.broken = False
         wait_for(lambda: store.count() == 30)
     assert service.writer.pending == 0
+
+
+def test_a_start_with_the_gc_paused_turns_it_back_on(
+    serving_registry: ServingRegistry, tmp_path: Path
+) -> None:
+    copy = copy_registry(serving_registry, tmp_path / "registry", poll_seconds=0)
+    app = create_app(copy.settings, gc_paused=True)
+    gc.disable()
+    try:
+        with in_process_server(app) as url, httpx.Client(base_url=url, timeout=30.0) as http:
+            assert gc.isenabled()
+            assert gc.get_freeze_count() > 0
+            assert http.post("/predict", json=EXAMPLE_APPLICANT).status_code == 200
+    finally:
+        gc.enable()
+
+
+def test_serve_gives_the_gc_back_when_the_store_is_unusable(tmp_path: Path) -> None:
+    from creditops.errors import StoreError
+    from creditops.serving.server import serve
+    from support import make_settings
+
+    url = "postgresql+psycopg://creditops@127.0.0.1:9/nowhere"
+    settings = make_settings(tmp_path, serve={"store_url": url})
+    assert gc.isenabled()
+    with pytest.raises(StoreError):
+        serve(settings)
+    assert gc.isenabled()

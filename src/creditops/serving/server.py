@@ -6,6 +6,7 @@ the web stack and the model libraries are imported while it works.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -33,37 +34,70 @@ def serve(
     Raises:
         StoreError: the inference log's database is unreachable (checked first).
     """
-    from creditops.serving.prefetch import start_prefetch
-
     host = host or settings.serve.host
     port = settings.serve.port if port is None else port
     workers = workers or settings.serve.workers
-    prefetch = start_prefetch(settings.mlflow) if workers == 1 else None
+    if workers > 1:
+        _run_workers(settings, config_path, host, port, workers)
+        return
+    # Start-up allocates ~200,000 long-lived objects (libraries, the model); with the
+    # cyclic GC on, each full collection on the way scans all of them again (~0.3 s
+    # in all). The service freezes that heap and turns the GC back on once started.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _serve_one(settings, host, port, pause_gc=gc_was_enabled)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _serve_one(settings: Settings, host: str, port: int, *, pause_gc: bool) -> None:
+    from creditops.serving.prefetch import start_prefetch
+
+    prefetch = start_prefetch(settings.mlflow)
     try:
         _prepare_store(settings)
     except BaseException:
-        if prefetch is not None:
-            prefetch.cleanup()
+        prefetch.cleanup()
         raise
 
     import uvicorn
 
-    from creditops.serving.app import CONFIG_ENV, create_app
+    from creditops.serving.app import create_app
 
-    options: dict[str, Any] = {
+    log.info("serving on http://%s:%s with %d worker(s)", host, port, 1)
+    uvicorn.run(create_app(settings, prefetch=prefetch, gc_paused=pause_gc), **_options(host, port))
+
+
+def _run_workers(
+    settings: Settings, config_path: Path | None, host: str, port: int, workers: int
+) -> None:
+    _prepare_store(settings)
+
+    import uvicorn
+
+    from creditops.serving.app import CONFIG_ENV
+
+    log.info("serving on http://%s:%s with %d worker(s)", host, port, workers)
+    if config_path is not None:
+        os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
+    uvicorn.run(
+        "creditops.serving.app:app_from_env",
+        factory=True,
+        workers=workers,
+        **_options(host, port),
+    )
+
+
+def _options(host: str, port: int) -> dict[str, Any]:
+    return {
         "host": host,
         "port": port,
         "access_log": False,
         "log_level": "warning",
         "timeout_graceful_shutdown": 30,
     }
-    log.info("serving on http://%s:%s with %d worker(s)", host, port, workers)
-    if workers == 1:
-        uvicorn.run(create_app(settings, prefetch=prefetch), **options)
-        return
-    if config_path is not None:
-        os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
-    uvicorn.run("creditops.serving.app:app_from_env", factory=True, workers=workers, **options)
 
 
 def _prepare_store(settings: Settings) -> None:
