@@ -10,6 +10,7 @@ server under test: figures are what this machine gives, not the server alone.
 
     .venv/bin/python bench/serve.py                 # champion of ./creditops.toml, or a temporary one
     .venv/bin/python bench/serve.py --duration 5    # a quick look
+    .venv/bin/python bench/serve.py --starts 9 --first-answer-only   # start-up only: 9 cold starts
 """
 
 from __future__ import annotations
@@ -200,6 +201,32 @@ def records(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
+def time_cold_starts(settings: Settings, workdir: Path, body: bytes, starts: int) -> list[float]:
+    """First-answer seconds of ``starts`` cold starts of `creditops serve`, each on a new log."""
+    times = []
+    for i in range(starts):
+        folder = workdir / f"start-{i}"
+        folder.mkdir()
+        config = folder / "creditops.toml"
+        write_config(settings, config, f"sqlite:///{folder / 'inferences.db'}", folder / "runs.log")
+        port = free_port()
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [str(BIN / "creditops"), "--config", str(config), "serve", "--port", str(port)],
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "creditops.log").open("wb"),
+        )
+        try:
+            times.append(
+                wait_first_answer(f"http://127.0.0.1:{port}/invocations", body, process, started)
+            )
+        finally:
+            stop(process)
+        print(f"  cold start {i + 1}/{starts}: first answer {times[-1]:.2f} s", flush=True)
+    return times
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -219,8 +246,19 @@ def main() -> None:
     parser.add_argument("--family", default="xgboost", help="family of a temporary champion")
     parser.add_argument("--temporary", action="store_true", help="always use a temporary champion")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--starts",
+        type=int,
+        default=1,
+        help="cold starts timed for the first answer (median and range when more than one)",
+    )
+    parser.add_argument(
+        "--first-answer-only",
+        action="store_true",
+        help="time the cold starts only: no load, no batches, no mlflow models serve",
+    )
     args = parser.parse_args()
-    wrk = ensure_wrk()
+    wrk = "" if args.first_answer_only else ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     settings = load_config(args.config if args.config.is_file() else None)
     ref = None
@@ -241,6 +279,15 @@ def main() -> None:
     )
 
     one = json.dumps({"dataframe_records": records(1)}).encode()
+    if args.first_answer_only:
+        times = time_cold_starts(settings, workdir, one, args.starts)
+        print(
+            f"creditops: first answer median {statistics.median(times):.2f} s, "
+            f"range {min(times):.2f}-{max(times):.2f} s over {len(times)} cold start(s)"
+            f" ({'PASS' if statistics.median(times) < 3 else 'MISS'} < 3 s)"
+        )
+        return
+    extra_starts = time_cold_starts(settings, workdir, one, args.starts - 1)
     one_predict = json.dumps(records(1)).encode()
     big = {n: records(n, seed=1) for n in (1_000, 10_000)}
     results: dict[str, dict[str, Any]] = {}
@@ -264,6 +311,15 @@ def main() -> None:
         sent_rows += 1 + WARM_UP_REQUESTS
         r: dict[str, Any] = {"first_answer_s": first}
         print(f"creditops: first answer {first:.2f} s after start", flush=True)
+        if extra_starts:
+            starts = [*extra_starts, first]
+            r["first_answer_starts_s"] = starts
+            r["first_answer_s"] = statistics.median(starts)
+            print(
+                f"  median over {len(starts)} cold starts {r['first_answer_s']:.2f} s, "
+                f"range {min(starts):.2f}-{max(starts):.2f} s",
+                flush=True,
+            )
         warm_up(f"{base}/invocations", one)
         for name, url, body in (
             ("invocations", f"{base}/invocations", one),
@@ -376,7 +432,11 @@ def main() -> None:
             f"{ours_r['invocations_10000'][1]:.3f} s",
             ours_r["invocations_10000"][1] < 0.15,
         ),
-        ("first answer < 3 s", f"{ours_r['first_answer_s']:.2f} s", ours_r["first_answer_s"] < 3),
+        (
+            "first answer < 3 s" + (" (median)" if "first_answer_starts_s" in ours_r else ""),
+            f"{ours_r['first_answer_s']:.2f} s",
+            ours_r["first_answer_s"] < 3,
+        ),
     ]
     if "mlflow" in results:
         theirs_r = results["mlflow"]
