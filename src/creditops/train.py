@@ -104,6 +104,7 @@ def cross_validate(
 ) -> tuple[float, float, np.ndarray]:
     """Mean and sd of ROC AUC over stratified K-fold, and the out-of-fold predictions."""
     from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     pipeline = build_pipeline(family, params, seed, monotone=monotone)
@@ -112,9 +113,14 @@ def cross_validate(
         model = clone(pipeline).fit(X.iloc[train_idx], y[train_idx])
         return test_idx, model.predict_proba(X.iloc[test_idx])[:, 1]
 
-    results = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(fit_fold)(tr, te) for tr, te in splitter.split(X, y)
-    )
+    # One thread per fold fit: the estimators get n_jobs=1, and BLAS/OpenMP are capped too.
+    # Uncapped, OpenBLAS runs each small product of the logistic regression on a thread per
+    # core and spins them: 6x the CPU of one thread for the same, bit-identical, result, and
+    # with n_jobs fold threads or several search processes the spinning threads fight.
+    with threadpool_limits(limits=1):
+        results = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(fit_fold)(tr, te) for tr, te in splitter.split(X, y)
+        )
     oof = np.empty(len(y), dtype=np.float64)
     aucs = []
     for test_idx, proba in results:
