@@ -37,7 +37,15 @@ from creditops.serving.store import InferenceLogWriter, InferenceStore
 log = logging.getLogger(__name__)
 
 NO_CHAMPION = "no champion: run `creditops promote`"
-_MODEL_MODULES = ("sklearn.ensemble", "sklearn.linear_model", "xgboost", "lightgbm", "cloudpickle")
+# Imported while the prefetch helper works: what reading and unpickling the model needs.
+_MODEL_MODULES = (
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "xgboost",
+    "lightgbm",
+    "cloudpickle",
+    "yaml",
+)
 CONFIG_ENV = "CREDITOPS_CONFIG"
 # The longest a scored row waits in memory while a big request is being scored.
 LOG_MAX_DELAY_SECONDS = 1.0

@@ -97,6 +97,8 @@ def _options(host: str, port: int) -> dict[str, Any]:
         "access_log": False,
         "log_level": "warning",
         "timeout_graceful_shutdown": 30,
+        # no WebSocket routes: do not import a WebSocket implementation at start-up
+        "ws": "none",
     }
 
 
