@@ -41,6 +41,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
+# Imported whole, here, before any thread runs: the service's registry warm-up imports
+# MLflow (and so sqlalchemy.orm) in a thread while the log writer may be opening its
+# first connection, whose ping then met sqlalchemy.orm's half-registered inspection
+# hooks ("partially initialized module 'sqlalchemy.orm.exc'") and killed the writer.
+import sqlalchemy.orm
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
