@@ -122,18 +122,19 @@ def test_feedback_for_a_queued_row_waits_for_its_write(store: InferenceStore) ->
 
 
 class FlakyStore(InferenceStore):
-    """Fails the first ``failures`` writes as a dropped connection would."""
+    """Fails the first ``failures`` writes as a dropped connection would (or with ``error``)."""
 
-    def __init__(self, url: str, failures: int) -> None:
+    def __init__(self, url: str, failures: int, error: Exception | None = None) -> None:
         super().__init__(url)
         self.failures = failures
+        self.error = error or OperationalError("INSERT", {}, Exception("connection lost"))
         self.lock = threading.Lock()
 
     def write_rows(self, rows: Any) -> None:
         with self.lock:
             if self.failures > 0:
                 self.failures -= 1
-                raise OperationalError("INSERT", {}, Exception("connection lost"))
+                raise self.error
         super().write_rows(rows)
 
 
@@ -149,6 +150,26 @@ def test_writer_retries_failed_writes_without_losing_rows(
     assert store.count() == 12
     assert writer.failed_writes == 3
     assert sum("will retry" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_an_unexpected_error_does_not_kill_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # e.g. an import race in a driver: the rows stay queued and the next write takes them
+    store = FlakyStore(
+        f"sqlite:///{tmp_path}/bug.db", failures=2, error=ImportError("half-imported")
+    )
+    store.create()
+    writer = InferenceLogWriter(store, flush_interval=0.01, flush_max_rows=5, max_backoff=0.05)
+    writer.start()
+    first = make_row()
+    writer.submit([first])
+    assert writer.wait_written(first["request_id"], timeout=30.0)
+    writer.submit([make_row() for _ in range(6)])
+    writer.close()
+    assert store.count() == 7
+    assert writer.failed_writes == 2
+    assert sum("unexpected error" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_rows_left_unwritable_at_shutdown_are_spilled_to_a_file(tmp_path: Path) -> None:

@@ -453,7 +453,9 @@ class InferenceLogWriter:
             return True
         try:
             self.store.write_rows(batch)
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # anything but a DB error is a bug: keep the rows, retry
+            if not isinstance(exc, SQLAlchemyError):
+                log.exception("inference log: unexpected error writing %d row(s)", len(batch))
             self.failed_writes += 1
             if self.on_failure is not None:
                 self.on_failure()
@@ -462,7 +464,7 @@ class InferenceLogWriter:
                 len(batch),
                 self.store,
                 len(self._queue),
-                str(exc).splitlines()[0][:300],
+                (str(exc).splitlines() or [repr(exc)])[0][:300],
             )
             return False
         with self._lock:
