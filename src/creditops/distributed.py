@@ -16,9 +16,11 @@ family's budget is used up:
   the processes do not propose the same points;
 * each worker logs its own trials to MLflow, as children of the coordinator's run.
 
-The coordinator then picks each family's best complete trial from the storage,
-recomputes its out-of-fold predictions (the CV is seeded: the same AUC, checked)
-for the threshold, and refits and registers it as a finalist exactly as a
+The coordinator starts its local workers before its own MLflow set-up (they
+import meanwhile and wait for the study). It then picks each family's best
+complete trial from the storage, takes the out-of-fold predictions its worker
+stored (``keep_oof``; recomputed when absent: the CV is seeded), checks that they
+give the trial's AUC, and refits and registers it as a finalist exactly as a
 one-process search does.
 """
 
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
+# A trial stores its out-of-fold predictions in the study (a JSON list, about 20 bytes a
+# row) for up to this many training rows; beyond, the coordinator recomputes the best's.
+OOF_ATTR_MAX_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -213,10 +218,17 @@ def run_worker(
     return done
 
 
-def _worker_main(settings: Settings, shared: SharedStudy, index: int, split: Split) -> None:
+def _worker_main(settings: Settings, index: int, channel: Any) -> None:
     from creditops.logs import configure_logging
 
     configure_logging(settings.logging)
+    _warm_up(settings)
+    try:
+        shared, split = channel.recv()
+    except EOFError:  # the coordinator stopped before the search began
+        return
+    finally:
+        channel.close()
     try:
         run_worker(settings, shared, index, split)
     except CreditOpsError as exc:
@@ -226,30 +238,82 @@ def _worker_main(settings: Settings, shared: SharedStudy, index: int, split: Spl
         close_storages()
 
 
-def start_local_workers(
-    settings: Settings, shared: SharedStudy, count: int, split: Split
-) -> list[Any]:
-    """Start ``count`` worker processes (indices 1..count) on this machine."""
+def _warm_up(settings: Settings) -> None:
+    """Import what a search needs (Optuna, MLflow and its store, every family's estimator)."""
+    import mlflow.tracking
+    import optuna  # noqa: F401
+
+    from creditops.features import build_pipeline
+
+    if not settings.mlflow.tracking_uri.startswith(("http", "file:")):
+        # about 1 s of SQLAlchemy imports, else paid by registry.connect once released
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    for family in settings.train.families:
+        build_pipeline(family, {}, settings.train.seed, monotone=settings.train.monotone)
+
+
+@dataclass
+class LocalWorkers:
+    """Search processes started on this machine, waiting for their study (``release``)."""
+
+    processes: list[Any]
+    channels: list[Any]  # the sending end of each process's pipe, open until released
+
+    def release(self, shared: SharedStudy, split: Split) -> None:
+        """Hand the study and the split to every process: they start searching."""
+        for process, channel in zip(self.processes, self.channels, strict=True):
+            try:
+                channel.send((shared, split))
+            except OSError:  # it died starting; wait_for_study reports its exit code
+                log.warning("search worker %s stopped before its study was ready", process.name)
+            channel.close()
+        self.channels = []
+        log.info("released %d search worker(s) on study %s", len(self.processes), shared.name)
+
+    def stop(self) -> None:
+        """Send processes not yet released home (the coordinator failed before its study)."""
+        if not self.channels:
+            return
+        for channel in self.channels:
+            channel.close()  # the worker's recv ends with EOFError: it returns
+        self.channels = []
+        for process in self.processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+
+
+def start_local_workers(settings: Settings, count: int) -> LocalWorkers:
+    """Start ``count`` worker processes (indices 1..count) on this machine, ahead of the study.
+
+    Each imports what it will need, then waits for :meth:`LocalWorkers.release`:
+    the start-up (about 2 s of a core per process) overlaps the coordinator's
+    own MLflow set-up, and nothing large goes through ``start``, which would
+    otherwise block the coordinator until the child had imported its main module.
+    """
     context = multiprocessing.get_context("spawn")
     processes = []
+    channels = []
     for index in range(1, count + 1):
+        receive, send = context.Pipe(duplex=False)
         process = context.Process(
-            target=_worker_main,
-            args=(settings, shared, index, split),
-            name=f"creditops-search-{index}",
+            target=_worker_main, args=(settings, index, receive), name=f"creditops-search-{index}"
         )
         process.start()
+        receive.close()
         processes.append(process)
-    log.info("started %d search worker process(es) on study %s", count, shared.name)
-    return processes
+        channels.append(send)
+    log.info("started %d search worker process(es)", count)
+    return LocalWorkers(processes, channels)
 
 
-def wait_for_study(shared: SharedStudy, families: list[str], processes: list[Any]) -> None:
+def wait_for_study(shared: SharedStudy, families: list[str], local: LocalWorkers) -> None:
     """Wait for the local workers, then for trials other machines still run."""
     import optuna
 
     failed = []
-    for process in processes:
+    for process in local.processes:
         process.join()
         if process.exitcode != 0:
             failed.append(f"{process.name} (exit {process.exitcode})")
@@ -274,6 +338,23 @@ def wait_for_study(shared: SharedStudy, families: list[str], processes: list[Any
             )
 
 
+def keep_oof(trial: Any, value: float, oof: np.ndarray) -> None:
+    """Store a trial's out-of-fold predictions if it is at least as good as the study's best.
+
+    The best trial of the study is then sure to have them (whichever process ran
+    it), and the coordinator needs not refit its folds for the threshold; the
+    others mostly do not, which keeps the storage small.
+    """
+    if len(oof) > OOF_ATTR_MAX_ROWS:
+        return
+    try:
+        best = float(trial.study.best_value)
+    except ValueError:  # no trial complete yet
+        best = float("-inf")
+    if value >= best:
+        trial.set_user_attr("oof", oof.tolist())
+
+
 def best_trial(
     settings: Settings, shared: SharedStudy, family: str, split: Split
 ) -> tuple[list[Any], int]:
@@ -284,7 +365,7 @@ def best_trial(
     """
     import optuna
 
-    from creditops.train import TrialResult, cross_validate
+    from creditops.train import TrialResult, cross_validate, oof_auc
 
     storage = open_storage(shared.storage_url)
     study = optuna.load_study(study_name=_study_name(shared.name, family), storage=storage)
@@ -294,19 +375,26 @@ def best_trial(
     best = max(complete, key=lambda t: (float(t.value or 0.0), -t.number))
     best_value = float(best.value or 0.0)
     config = settings.train
-    mean, sd, oof = cross_validate(
-        family,
-        dict(best.params),
-        split.X_train,
-        split.y_train,
-        config.cv_folds,
-        config.seed,
-        config.n_jobs,
-        config.monotone,
-    )
+    stored = best.user_attrs.get("oof")
+    if stored is not None and len(stored) == len(split.y_train):
+        oof = np.asarray(stored, dtype=np.float64)
+        mean, sd = oof_auc(split.X_train, split.y_train, oof, config.cv_folds, config.seed)
+        how = "its stored out-of-fold predictions score"
+    else:
+        mean, sd, oof = cross_validate(
+            family,
+            dict(best.params),
+            split.X_train,
+            split.y_train,
+            config.cv_folds,
+            config.seed,
+            config.n_jobs,
+            config.monotone,
+        )
+        how = "re-evaluated to"
     if not np.isclose(mean, best_value, rtol=0, atol=1e-9):
         raise TrainingError(
-            f"{family}: trial {best.number} re-evaluated to CV AUC {mean:.6f}, "
+            f"{family}: trial {best.number} {how} CV AUC {mean:.6f}, "
             f"not the {best_value:.6f} its worker reported (a non-deterministic fit?)"
         )
     results = [TrialResult(family, best.number, dict(best.params), mean, sd, oof)]

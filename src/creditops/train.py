@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ from creditops.config import ParamSpace, Settings, TrainConfig
 from creditops.data import Dataset, Split, load_dataset, split_dataset
 from creditops.errors import TrackingError, TrainingError
 from creditops.features import build_pipeline
+
+if TYPE_CHECKING:
+    from creditops.distributed import LocalWorkers
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,18 @@ def cross_validate(
     return float(np.mean(aucs)), float(np.std(aucs)), oof
 
 
+def oof_auc(
+    X: pd.DataFrame, y: np.ndarray, oof: np.ndarray, folds: int, seed: int
+) -> tuple[float, float]:
+    """Mean and sd of ROC AUC of out-of-fold predictions over ``cross_validate``'s folds.
+
+    For the predictions ``cross_validate`` returned, the same figures to the bit.
+    """
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    aucs = [evaluate.roc_auc(y[test_idx], oof[test_idx]) for _, test_idx in splitter.split(X, y)]
+    return float(np.mean(aucs)), float(np.std(aucs))
+
+
 def suggest(trial: Any, name: str, space: ParamSpace) -> Any:
     """Ask an Optuna trial for one parameter from its configured range."""
     if space.type == "categorical":
@@ -204,6 +219,10 @@ def search_family(
                 f"{family} trial {trial.number} with {params} failed: {exc}"
             ) from exc
         trial.set_user_attr("cv_auc_sd", sd)
+        if shared:
+            from creditops.distributed import keep_oof
+
+            keep_oof(trial, mean, oof)
         result = TrialResult(family, trial.number, params, mean, sd, oof)
         results.append(result)
         if on_trial is not None:
@@ -562,8 +581,6 @@ def run_training(
         TrackingError: MLflow is unreachable.
         TrainingError / DataError: the search or the data failed.
     """
-    import mlflow
-
     started = time.perf_counter()
     # data first: a bad dataset must not leave a half-made tracking store behind
     if split is None:
@@ -572,6 +589,32 @@ def run_training(
         source = dataset.source
     else:
         source = "provided split"
+    local = None
+    if settings.train.workers > 1 or settings.train.study_storage:
+        from creditops import distributed
+
+        # started first: their imports overlap this process's MLflow set-up below
+        local = distributed.start_local_workers(settings, settings.train.workers - 1)
+    try:
+        return _train(settings, split, source, context, show_progress, study, local, started)
+    finally:
+        if local is not None:
+            local.stop()  # a no-op once released: only a failed set-up leaves them waiting
+
+
+def _train(
+    settings: Settings,
+    split: Split,
+    source: str,
+    context: str,
+    show_progress: bool,
+    study: str | None,
+    local: LocalWorkers | None,
+    started: float,
+) -> TrainingReport:
+    """``run_training`` once the data is split (and local search workers started, if any)."""
+    import mlflow
+
     client = registry.connect(settings.mlflow)
     from creditops.data import frame_hash
 
@@ -625,7 +668,7 @@ def run_training(
             transient=False,
         )
         shared = None
-        if config.workers > 1 or config.study_storage:
+        if local is not None:
             from creditops import distributed
 
             shared = distributed.new_study(settings, study)
@@ -639,7 +682,7 @@ def run_training(
                 config.workers,
                 shared.name,
             )
-            local = distributed.start_local_workers(settings, shared, config.workers - 1, split)
+            local.release(shared, split)
             try:
                 distributed.run_worker(settings, shared, 0, split)
             finally:
