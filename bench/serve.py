@@ -103,6 +103,24 @@ def write_config(settings: Settings, path: Path, store_url: str, runs_log: Path)
     path.write_text("\n".join(lines) + "\n")
 
 
+def start_creditops(settings: Settings, folder: Path) -> tuple[subprocess.Popen[bytes], int, float]:
+    """`creditops serve` on a free port, its inference log and run log in ``folder``.
+
+    Returns the process, its port and the ``perf_counter`` just before it started.
+    """
+    config = folder / "creditops.toml"
+    write_config(settings, config, f"sqlite:///{folder / 'inferences.db'}", folder / "runs.log")
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [str(BIN / "creditops"), "--config", str(config), "serve", "--port", str(port)],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "creditops.log").open("wb"),
+    )
+    return process, port, started
+
+
 def wait_first_answer(
     url: str, body: bytes, process: subprocess.Popen[bytes], started: float
 ) -> float:
@@ -207,16 +225,7 @@ def time_cold_starts(settings: Settings, workdir: Path, body: bytes, starts: int
     for i in range(starts):
         folder = workdir / f"start-{i}"
         folder.mkdir()
-        config = folder / "creditops.toml"
-        write_config(settings, config, f"sqlite:///{folder / 'inferences.db'}", folder / "runs.log")
-        port = free_port()
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [str(BIN / "creditops"), "--config", str(config), "serve", "--port", str(port)],
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=(folder / "creditops.log").open("wb"),
-        )
+        process, port, started = start_creditops(settings, folder)
         try:
             times.append(
                 wait_first_answer(f"http://127.0.0.1:{port}/invocations", body, process, started)
@@ -293,18 +302,8 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
 
     # --- creditops -------------------------------------------------------------
-    store_url = f"sqlite:///{workdir / 'inferences.db'}"
-    config = workdir / "creditops.toml"
-    write_config(settings, config, store_url, workdir / "runs.log")
-    port = free_port()
+    ours, port, started = start_creditops(settings, workdir)
     base = f"http://127.0.0.1:{port}"
-    started = time.perf_counter()
-    ours = subprocess.Popen(
-        [str(BIN / "creditops"), "--config", str(config), "serve", "--port", str(port)],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "creditops.log").open("wb"),
-    )
     sent_rows = 0
     try:
         first = wait_first_answer(f"{base}/invocations", one, ours, started)
@@ -355,7 +354,7 @@ def main() -> None:
         stop(ours)
     from creditops.serving.store import InferenceStore
 
-    store = InferenceStore(store_url)
+    store = InferenceStore(f"sqlite:///{workdir / 'inferences.db'}")
     logged = store.count()
     store.close()
     r["logged_rows"] = logged
