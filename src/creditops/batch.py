@@ -19,8 +19,8 @@ the service's exact tree SHAP reasons at some 30 times the cost (see
 Output columns: ``row`` (1-based, as counted in the input), the carried
 columns, ``probability``, ``decision`` (approve/decline at the model's
 threshold), ``reasons`` (``Field:+contribution;...``, strongest first, toward
-"bad"; empty where none are owed or none is positive), ``model_version``. Rejects: ``row``, ``reasons`` (the broken rules), and
-the row's columns as read.
+"bad"; empty where none are owed or none is positive), ``model_version``.
+Rejects: ``row``, ``reasons`` (the broken rules), and the row's columns as read.
 """
 
 from __future__ import annotations

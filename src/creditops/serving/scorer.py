@@ -532,32 +532,37 @@ class LoadedModel:
 
     def score(self, raw: Matrix, *, reasons: bool) -> Scores:
         """Probability of bad for each raw row, and per-source contributions if ``reasons``."""
+        x = None
         if self.fast_path:
-            assert self.transform is not None and self.model is not None
-            x = self.transform(raw)
+            assert self.model is not None
+            x = self._transformed(raw)
             probability = np.asarray(self.model.predict(x), dtype=np.float64)
         else:
-            x = None
-            frame = frame_from_raw(raw)
-            probability = np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype=np.float64)
-        if not reasons or self.model is None or self.model.contribute is None:
+            probability = self.predict_pipeline(frame_from_raw(raw))
+        if not reasons:
             return Scores(probability)
-        if x is None:
-            steps = self.pipeline.named_steps
-            x = steps["preprocess"].transform(steps["derive"].transform(frame_from_raw(raw)))
-        assert self.aggregate is not None
-        return Scores(probability, np.asarray(self.model.contribute(x)) @ self.aggregate)
+        return Scores(probability, self._contributions(raw if x is None else None, x, "shap"))
 
     def contributions(self, raw: Matrix, method: str = "shap") -> Matrix | None:
         """Per-source contributions of raw rows by ``method`` ("shap" or "path"); None if none."""
-        if self.model is None or self.aggregate is None:
-            return None
+        return self._contributions(raw, None, method)
+
+    def _transformed(self, raw: Matrix) -> Matrix:
+        """The classifier's input: the compiled transform, else the pipeline's own steps."""
         if self.fast_path:
             assert self.transform is not None
-            x = self.transform(raw)
-        else:
-            steps = self.pipeline.named_steps
-            x = steps["preprocess"].transform(steps["derive"].transform(frame_from_raw(raw)))
+            return self.transform(raw)
+        steps = self.pipeline.named_steps
+        return steps["preprocess"].transform(  # type: ignore[no-any-return]
+            steps["derive"].transform(frame_from_raw(raw))
+        )
+
+    def _contributions(self, raw: Matrix | None, x: Matrix | None, method: str) -> Matrix | None:
+        if self.model is None or self.aggregate is None:
+            return None
+        if x is None:
+            assert raw is not None
+            x = self._transformed(raw)
         out = self.model.contributions(x, method)
         return None if out is None else np.asarray(out) @ self.aggregate
 
