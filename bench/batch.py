@@ -23,7 +23,7 @@ import psutil
 
 from common import temporary_settings
 from creditops import features, registry
-from creditops.batch import score_file
+from creditops.batch.run import score_file
 from creditops.data import load_dataset
 
 

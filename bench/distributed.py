@@ -17,7 +17,7 @@ import time
 import psutil
 
 from common import temporary_settings
-from creditops.train import run_training
+from creditops.training.run import run_training
 
 
 def timed(workers: int, trials: int, storage: str, n_jobs: int = 1) -> float:

@@ -40,10 +40,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creditops import evaluate, monitor, registry, retrain, schema, simulate
+from creditops import evaluate, registry, schema
 from creditops.config import Settings, load_config
 from creditops.data import Dataset, frame_hash, load_dataset
-from creditops.train import run_training
+from creditops.monitoring import run as monitor
+from creditops.retraining import run as retrain
+from creditops.simulation import run as simulate
+from creditops.training.run import run_training
 
 
 def settings_for(tmp: Path, trials: int) -> Settings:
@@ -68,7 +71,7 @@ class Model:
 
     def __init__(self, client: Any, ref: registry.ModelRef) -> None:
         self.ref = ref
-        self.pipeline = registry.load_pipeline(ref)
+        self.pipeline = registry.load_pipeline(client, ref)
         self.train, self.test = registry.load_training_frames(client, ref)
         self.context = monitor.ModelContext(
             ref.name, ref.version, ref.data_hash, ref.threshold, dict(ref.metrics)

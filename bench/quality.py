@@ -37,7 +37,7 @@ from creditops import evaluate, registry
 from creditops.config import load_config
 from creditops.data import load_dataset
 from creditops.features import build_pipeline
-from creditops.train import cross_validate, run_training
+from creditops.training.run import cross_validate, run_training
 
 
 def promoted_config(store: str | None) -> tuple[str, dict[str, object], float]:

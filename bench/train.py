@@ -37,7 +37,7 @@ from common import original_features
 from creditops import evaluate, registry
 from creditops.config import default_grid, load_config
 from creditops.data import load_dataset, split_dataset
-from creditops.train import run_training
+from creditops.training.run import run_training
 
 REPO = Path(__file__).resolve().parents[1]
 

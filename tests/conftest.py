@@ -45,7 +45,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
     the whole session: tests must not move its aliases (copy it if they must).
     """
     from creditops import registry
-    from creditops.train import run_training
+    from creditops.training.run import run_training
 
     root = tmp_path_factory.mktemp("store")
     settings = make_settings(root, train=TINY_TRAIN)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from creditops.cli import app
+from creditops.cli.app import app
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
 """``python -m creditops``: the same as the ``creditops`` console script."""
 
-from creditops.cli import main
+from creditops.cli.app import main
 
 main()

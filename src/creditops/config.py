@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -19,8 +19,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from creditops.errors import ConfigError
 
 Family = Literal["logreg", "random_forest", "xgboost", "lightgbm"]
-FAMILIES: tuple[str, ...] = ("logreg", "random_forest", "xgboost", "lightgbm")
+FAMILIES: tuple[str, ...] = get_args(Family)
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+# The simulated traffic scenarios (see creditops.simulation): the one list of their names.
+Scenario = Literal["none", "covariate", "concept", "original", "ordered-tail"]
+SCENARIOS: tuple[str, ...] = get_args(Scenario)
 
 
 class Section(BaseModel):
@@ -138,7 +141,7 @@ def default_grid() -> dict[str, dict[str, list[Any]]]:
 
 
 def _all_families() -> list[Family]:
-    return ["logreg", "random_forest", "xgboost", "lightgbm"]
+    return list(get_args(Family))
 
 
 def list_values(grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -210,7 +213,7 @@ class ServeConfig(Section):
 
 
 class SimulateConfig(Section):
-    scenario: Literal["none", "covariate", "concept", "original", "ordered-tail"] = "none"
+    scenario: Scenario = "none"
     samples: int = Field(2_000, ge=1)
     accuracy: float = Field(0.5, ge=0.0, le=1.0)
     concurrency: int = Field(8, ge=1, le=256)
@@ -288,7 +291,7 @@ class BatchConfig(Section):
 class PipelineConfig(Section):
     """``creditops pipeline`` (and ``make run``): the whole loop once."""
 
-    scenario: Literal["none", "covariate", "concept", "original", "ordered-tail"] = "concept"
+    scenario: Scenario = "concept"
     retrain: bool = True
     ready_timeout_seconds: float = Field(120.0, gt=0)
     poll_seconds: float = Field(2.0, gt=0)

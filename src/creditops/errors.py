@@ -77,3 +77,13 @@ class SimulationError(CreditOpsError):
 
 class MonitorError(CreditOpsError):
     """A drift or quality report cannot be produced."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (its type name when empty).
+
+    Third-party errors (MLflow's above all) carry whole tracebacks or HTML
+    pages in their message; a user is shown one line of it.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(exc).__name__

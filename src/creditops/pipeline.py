@@ -169,7 +169,7 @@ def _training_data(settings: Settings, scenario: str) -> Dataset:
     dataset = load_dataset(settings.data)
     if scenario != "ordered-tail":
         return dataset
-    from creditops.simulate import ordered_halves
+    from creditops.simulation.run import ordered_halves
 
     head, _ = ordered_halves(dataset.frame)
     log.info(
@@ -193,10 +193,11 @@ def run_pipeline(
     Raises:
         CreditOpsError: a stage failed; the service is stopped first.
     """
-    from creditops import monitor, simulate
-    from creditops import retrain as retraining
+    from creditops.monitoring import run as monitor
+    from creditops.retraining import run as retraining
     from creditops.serving.store import InferenceStore
-    from creditops.train import run_training
+    from creditops.simulation import run as simulate
+    from creditops.training.run import run_training
 
     summary = PipelineSummary(scenario=scenario)
     summary.mlflow_ui = f"mlflow ui --backend-store-uri {settings.mlflow.tracking_uri}"

@@ -29,9 +29,9 @@ from starlette.responses import Response
 from creditops import registry
 from creditops.config import Settings, load_config
 from creditops.errors import CreditOpsError, NoChampionError
+from creditops.inference.scorer import LoadedModel, prepare_model
 from creditops.serving.metrics import MetricsMiddleware, ServiceMetrics
 from creditops.serving.prefetch import Prefetch, PrefetchError, load_local_pipeline
-from creditops.serving.scorer import LoadedModel, prepare_model
 from creditops.serving.store import InferenceLogWriter, InferenceStore
 
 log = logging.getLogger(__name__)
@@ -206,11 +206,12 @@ class ScoringService:
                 log.warning("%s; loading the champion through MLflow", exc)
             finally:
                 prefetch.cleanup()
-        ref = registry.resolve_alias(self._connect(), self.settings.mlflow.registered_model)
+        client = self._connect()
+        ref = registry.resolve_alias(client, self.settings.mlflow.registered_model)
         current = self.model
         if current is not None and current.ref.version == ref.version:
             return ref, None
-        pipeline = registry.load_pipeline(ref)
+        pipeline = registry.load_pipeline(client, ref)
         return ref, prepare_model(ref, pipeline, started=started)
 
     def _take_prefetched(

@@ -120,7 +120,8 @@ def _main(mlflow_json: str, folder: str) -> None:
     except NoChampionError as exc:
         print(json.dumps({"no_champion": str(exc)}))
         return
-    path = mlflow.artifacts.download_artifacts(artifact_uri=ref.model_uri, dst_path=folder)
+    with client.fluent():
+        path = mlflow.artifacts.download_artifacts(artifact_uri=ref.model_uri, dst_path=folder)
     print(json.dumps({"ref": ref.as_dict(), "path": path}))
 
 

@@ -33,9 +33,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from creditops import schema
-from creditops.serving import models
+from creditops.inference.reasons import top_contributions
+from creditops.inference.scorer import RAW_INDEX, LoadedModel, raw_matrix
+from creditops.serving import schemas as models
 from creditops.serving.app import NO_CHAMPION, ScoringService, json_response, service_of
-from creditops.serving.scorer import RAW_INDEX, LoadedModel, raw_matrix
 from creditops.serving.store import OutcomeResult
 
 log = logging.getLogger(__name__)
@@ -236,9 +237,8 @@ def _reasons(scored: Scored, top_k: int) -> list[list[dict[str, Any]]]:
     if contributions is None or top_k == 0:
         return [[] for _ in scored.rows]
     sources = scored.model.sources
-    k = min(top_k, contributions.shape[1])
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
-    top = np.take_along_axis(contributions, order, axis=1)
+    order, top = top_contributions(contributions, top_k)
+    k = order.shape[1]
     out = []
     for i, row in enumerate(scored.rows):
         reasons = []

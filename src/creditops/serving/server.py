@@ -108,7 +108,7 @@ def _prepare_store(settings: Settings) -> None:
     A database that is down is one line naming its URL; the table exists before
     the workers start, as they would race to create it.
     """
-    from creditops.scale import check_database
+    from creditops.infra import check_database
     from creditops.serving.store import InferenceStore
 
     check_database(settings.serve.store_url, "inference log")

@@ -1,0 +1,168 @@
+"""Batch scoring on a Dask distributed cluster: ``creditops score ... --dask ADDRESS``.
+
+The unit of work is the single-process engine's: :func:`creditops.batch.score_chunk`
+(validate a chunk, score its valid rows with the compiled scorer, describe the
+others' broken rules). This process reads the input in chunks, as
+``creditops score`` does, submits each chunk to the cluster and writes the
+results back in input order, so the output files are the same as a
+single-process run's, row for row; the scoring, the costly part (above all
+the reasons' contributions), runs on the workers.
+
+The fitted pipeline is sent to every worker once (``Client.scatter(...,
+broadcast=True)``); each worker process compiles and checks it on its first
+chunk and keeps it for the next ones (:data:`MODEL_LOADS` counts the compilations
+in a process). Workers need creditops installed, not access to the MLflow store.
+
+At most ``2 x`` the cluster's threads chunks are in flight, so this process
+holds a bounded number of chunks whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from creditops.batch.run import ChunkResult, NumberedChunk, ReasonPolicy, score_chunk
+from creditops.errors import BatchEngineError, CreditOpsError
+from creditops.registry import ModelRef
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+_MODELS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+MODEL_LOADS = 0
+"""Compiled models prepared in this process (read on each worker by the tests)."""
+
+
+def model_loads() -> int:
+    """How many models this process compiled for batch chunks."""
+    return MODEL_LOADS
+
+
+def _score_on_worker(
+    model_key: str, ref: ModelRef, pipeline: Any, chunk: NumberedChunk, reasons: ReasonPolicy
+) -> ChunkResult:
+    """Runs on a worker: the chunk scored with this process's copy of the model."""
+    global MODEL_LOADS
+    from creditops.inference.scorer import prepare_model
+
+    with _LOCK:
+        model = _MODELS.get(model_key)
+        if model is None:
+            model = prepare_model(ref, pipeline)
+            _MODELS.clear()  # one model at a time per worker
+            _MODELS[model_key] = model
+            MODEL_LOADS += 1
+    # the cluster's parallelism is its workers and their threads
+    return score_chunk(model, chunk, reasons=reasons, threads=1)
+
+
+def parse_local(address: str) -> int | None:
+    """Worker processes of a ``local`` / ``local:N`` address; None for a scheduler address.
+
+    Raises:
+        BatchEngineError: ``local:`` followed by something other than a positive count.
+    """
+    if address != "local" and not address.startswith("local:"):
+        return None
+    count = address.partition(":")[2] or "2"
+    if not count.isdigit() or int(count) < 1:
+        raise BatchEngineError(
+            f"Dask address {address!r}: expected local:N with N a number of workers >= 1"
+        )
+    return int(count)
+
+
+class DaskEngine:
+    """A connected Dask client that scores chunks in input order."""
+
+    def __init__(self, client: Any, address: str) -> None:
+        self.client = client
+        self.address = address
+
+    @classmethod
+    @contextlib.contextmanager
+    def connect(cls, address: str) -> Iterator[DaskEngine]:
+        """Connect to the scheduler at ``address`` (or start a local cluster) for a run.
+
+        Raises:
+            BatchEngineError: the scheduler cannot be reached, or the local cluster
+                cannot start.
+        """
+        from distributed import Client, LocalCluster
+
+        workers = parse_local(address)
+        with contextlib.ExitStack() as stack:
+            try:
+                if workers is not None:
+                    cluster = stack.enter_context(
+                        LocalCluster(  # type: ignore[no-untyped-call]
+                            n_workers=workers,
+                            processes=True,
+                            threads_per_worker=1,
+                            host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0",  # a free loopback port: no clash on 8787
+                        )
+                    )
+                    client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
+                else:
+                    client = stack.enter_context(
+                        Client(address, timeout=CONNECT_TIMEOUT_SECONDS)  # type: ignore[no-untyped-call]
+                    )
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise BatchEngineError(
+                    f"cannot reach the Dask scheduler at {address}: {exc}; "
+                    "check [batch] dask_scheduler / --dask"
+                ) from exc
+            threads = sum(client.nthreads().values())
+            log.info("Dask cluster at %s: %d thread(s)", address, threads)
+            yield cls(client, address)
+
+    def score(
+        self,
+        ref: ModelRef,
+        pipeline: Any,
+        chunks: Iterable[NumberedChunk],
+        *,
+        reasons: ReasonPolicy,
+    ) -> Iterator[ChunkResult]:
+        """Score ``chunks`` on the cluster; the results come back in input order.
+
+        Raises:
+            BatchEngineError: the cluster has no worker, or a worker died.
+        """
+        client = self.client
+        threads = sum(client.nthreads().values())
+        if threads == 0:
+            raise BatchEngineError(f"the Dask cluster at {self.address} has no worker")
+        try:
+            [shared] = client.scatter([pipeline], broadcast=True)
+            in_flight: deque[Any] = deque()
+            for chunk in chunks:
+                in_flight.append(
+                    client.submit(
+                        _score_on_worker, shared.key, ref, shared, chunk, reasons, pure=False
+                    )
+                )
+                while len(in_flight) >= 2 * threads:
+                    yield in_flight.popleft().result()
+            while in_flight:
+                yield in_flight.popleft().result()
+        except CreditOpsError:
+            raise
+        except (OSError, TimeoutError) as exc:
+            raise BatchEngineError(f"Dask cluster at {self.address} failed: {exc}") from exc
+        except Exception as exc:
+            from distributed import KilledWorker
+
+            if isinstance(exc, KilledWorker):
+                raise BatchEngineError(
+                    f"Dask cluster at {self.address}: a worker died scoring a chunk ({exc})"
+                ) from exc
+            raise

@@ -1,0 +1,1 @@
+"""The ``creditops`` command line."""

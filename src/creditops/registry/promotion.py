@@ -1,0 +1,223 @@
+"""The promotion gate: both models scored on the same held-out rows, the decision logged.
+
+:func:`decide_promotion` is the pure rule; :func:`promote` scores the
+challenger and the champion, logs the decision with both numbers as an MLflow
+run named ``promote`` and moves the aliases when it passes; :func:`rollback`
+moves ``champion`` back to ``previous``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from creditops import schema
+from creditops.config import MlflowConfig, PromoteConfig
+from creditops.errors import RegistryError
+from creditops.registry.client import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    ModelRef,
+    find_alias,
+    get_version,
+    load_pipeline,
+    load_training_frames,
+    resolve_alias,
+    set_alias,
+)
+
+if TYPE_CHECKING:
+    from creditops.tracking import TrackingClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The gate's verdict and the evidence behind it."""
+
+    promoted: bool
+    reason: str
+    challenger_version: int
+    challenger_auc: float
+    champion_version: int | None
+    champion_auc: float | None
+    min_auc: float
+    min_improvement: float
+    holdout_rows: int
+    holdout_hash: str
+    run_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide_promotion(
+    challenger_auc: float, champion_auc: float | None, config: PromoteConfig
+) -> tuple[bool, str]:
+    """The gate: pass the floor, and beat the champion by the margin.
+
+    Returns:
+        Whether to promote, and a sentence with the numbers behind it.
+    """
+    if not np.isfinite(challenger_auc):
+        return False, "challenger ROC AUC is undefined on the holdout (one class only?)"
+    if challenger_auc < config.min_auc:
+        return (
+            False,
+            f"challenger ROC AUC {challenger_auc:.4f} is below the minimum {config.min_auc:.4f}",
+        )
+    if champion_auc is None:
+        return (
+            True,
+            f"no champion yet; challenger ROC AUC {challenger_auc:.4f} >= minimum {config.min_auc:.4f}",
+        )
+    gain = challenger_auc - champion_auc
+    if gain < config.min_improvement:
+        return False, (
+            f"challenger ROC AUC {challenger_auc:.4f} does not beat champion {champion_auc:.4f} "
+            f"by the margin {config.min_improvement:.4f} (gain {gain:+.4f})"
+        )
+    return True, (
+        f"challenger ROC AUC {challenger_auc:.4f} beats champion {champion_auc:.4f} "
+        f"by {gain:+.4f} >= margin {config.min_improvement:.4f}"
+    )
+
+
+def score_auc(client: TrackingClient, ref: ModelRef, holdout: pd.DataFrame) -> float:
+    """ROC AUC of ``ref`` on labelled ``holdout`` rows (NaN with a single class)."""
+    from creditops.data import label_vector
+    from creditops.evaluate import roc_auc
+
+    pipeline = load_pipeline(client, ref)
+    proba = pipeline.predict_proba(schema.coerce_features(holdout))[:, 1]
+    return roc_auc(label_vector(holdout[schema.TARGET]), proba)
+
+
+def promote(
+    client: TrackingClient,
+    mlflow_config: MlflowConfig,
+    promote_config: PromoteConfig,
+    *,
+    holdout: pd.DataFrame | None = None,
+    challenger_version: int | None = None,
+    context: str = "promote",
+) -> PromotionDecision:
+    """Apply the gate to the challenger and move the aliases if it passes.
+
+    Both models are scored on the same held-out rows: ``holdout`` when given
+    (the retraining loop passes recent labelled traffic), else the
+    challenger's own test split. The decision, with both numbers, is logged to
+    the console and as an MLflow run named ``promote``.
+
+    Raises:
+        RegistryError: there is no challenger, or a model cannot be loaded.
+    """
+    name = mlflow_config.registered_model
+    challenger = (
+        get_version(client, name, challenger_version)
+        if challenger_version is not None
+        else resolve_alias(client, name, CHALLENGER)
+    )
+    champion = find_alias(client, name, CHAMPION)
+    if holdout is None:
+        _, holdout = load_training_frames(client, challenger)
+    challenger_auc = score_auc(client, challenger, holdout)
+    if champion is not None and champion.version == challenger.version:
+        champion_auc: float | None = challenger_auc
+        promoted, reason = False, f"version {challenger.version} is already the champion"
+    else:
+        champion_auc = score_auc(client, champion, holdout) if champion is not None else None
+        promoted, reason = decide_promotion(challenger_auc, champion_auc, promote_config)
+    decision = _log_decision(
+        client,
+        context,
+        promote_config,
+        holdout,
+        PromotionDecision(
+            promoted=promoted,
+            reason=reason,
+            challenger_version=challenger.version,
+            challenger_auc=challenger_auc,
+            champion_version=champion.version if champion else None,
+            champion_auc=champion_auc,
+            min_auc=promote_config.min_auc,
+            min_improvement=promote_config.min_improvement,
+            holdout_rows=len(holdout),
+            holdout_hash="",
+        ),
+    )
+    if promoted:
+        if champion is not None:
+            set_alias(client, name, PREVIOUS, champion.version)
+        set_alias(client, name, CHAMPION, challenger.version)
+    log.info(
+        "promotion %s: v%s (AUC %.4f) vs champion %s (AUC %s): %s",
+        "PASSED" if promoted else "refused",
+        challenger.version,
+        challenger_auc,
+        f"v{champion.version}" if champion else "none",
+        f"{champion_auc:.4f}" if champion_auc is not None else "-",
+        reason,
+    )
+    return decision
+
+
+def _log_decision(
+    client: TrackingClient,
+    context: str,
+    config: PromoteConfig,
+    holdout: pd.DataFrame,
+    decision: PromotionDecision,
+) -> PromotionDecision:
+    """Log the gate's decision as an MLflow run; the decision with its run id and holdout hash."""
+    from creditops.data import frame_hash
+
+    holdout_hash = frame_hash(holdout)
+    metrics = {"challenger_auc": decision.challenger_auc}
+    if decision.champion_auc is not None:
+        metrics["champion_auc"] = decision.champion_auc
+    tags = {
+        "creditops.stage": "promote",
+        "creditops.context": context,
+        "verdict": "promoted" if decision.promoted else "kept",
+        "challenger_version": str(decision.challenger_version),
+        "champion_version": str(decision.champion_version or "none"),
+    }
+    with client.run(context, tags=tags) as run_id:
+        client.log_values(
+            run_id,
+            params={
+                "min_auc": config.min_auc,
+                "min_improvement": config.min_improvement,
+                "holdout_rows": len(holdout),
+                "holdout_hash": holdout_hash[:16],
+            },
+            metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
+        )
+        client.log_text(run_id, decision.reason, "decision.txt")
+    return replace(decision, holdout_hash=holdout_hash, run_id=run_id)
+
+
+def rollback(client: TrackingClient, name: str) -> tuple[int, int]:
+    """Move ``champion`` back to ``previous`` (and ``previous`` to the old champion).
+
+    Returns:
+        (old champion version, new champion version).
+
+    Raises:
+        RegistryError: no ``previous`` version to roll back to.
+    """
+    champion = resolve_alias(client, name, CHAMPION)
+    previous = find_alias(client, name, PREVIOUS)
+    if previous is None:
+        raise RegistryError(f"model {name!r} has no 'previous' version to roll back to")
+    set_alias(client, name, CHAMPION, previous.version)
+    set_alias(client, name, PREVIOUS, champion.version)
+    log.info("rollback: champion v%s -> v%s", champion.version, previous.version)
+    return champion.version, previous.version

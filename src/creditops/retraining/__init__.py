@@ -1,0 +1,1 @@
+"""The retraining trigger: pure rules, the decision record, the retraining run."""

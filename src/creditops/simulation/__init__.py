@@ -1,0 +1,1 @@
+"""Simulated production traffic: scenario generators and the HTTP sender."""

@@ -1,0 +1,136 @@
+"""Batch scoring: chunks, rejects with reasons, totals, the same numbers as the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditops import registry, schema
+from creditops.batch import run as batch
+from creditops.batch.run import rejects_path, score_file
+from creditops.config import load_config
+from creditops.data import Dataset
+from creditops.errors import ContractError, DataError
+from serving_fixtures import ServingRegistry
+
+
+def applicants(dataset: Dataset, n: int) -> pd.DataFrame:
+    frame = dataset.features.head(n).reset_index(drop=True).copy()
+    frame.insert(0, "applicant_id", [f"A{i:05d}" for i in range(n)])
+    return frame
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_scores_every_valid_row_and_rejects_the_rest_with_reasons(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path, suffix: str
+) -> None:
+    frame = applicants(credit_dataset, 1000).astype({"Age": "object"})
+    frame.loc[10, "Age"] = 5  # below the minimum
+    frame.loc[500, "Home"] = "castle"
+    frame.loc[999, "Age"] = "old"
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(source, index=False)
+    else:
+        frame.astype({"Age": "string"}).to_parquet(source, index=False)
+    output = tmp_path / f"out{suffix}"
+    settings = serving_registry.settings.model_copy(
+        update={"batch": serving_registry.settings.batch.model_copy(update={"chunk_rows": 128})}
+    )
+    summary = score_file(settings, source, output, show_progress=False)
+    assert (summary.input_rows, summary.scored, summary.rejected) == (1000, 997, 3)
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    scored, rejected = read(output), read(rejects_path(output, ".rejects"))
+    assert len(scored) + len(rejected) == 1000
+    assert sorted(rejected["row"]) == [11, 501, 1000]
+    reasons = dict(zip(rejected["row"], rejected["reasons"], strict=True))
+    assert "Age: 5 is below the minimum" in reasons[11]
+    assert "Home" in reasons[501]
+    assert "is not a number" in reasons[1000]
+    assert set(scored["decision"]) <= {"approve", "decline"}
+    assert scored["applicant_id"].iloc[0] == "A00000"
+    # the numbers are the registered pipeline's
+    client = registry.connect(settings.mlflow)
+    ref = registry.resolve_alias(client, settings.mlflow.registered_model)
+    pipeline = registry.load_pipeline(client, ref)
+    valid = frame.drop(index=[10, 500, 999])
+    expected = pipeline.predict_proba(schema.coerce_features(valid))[:, 1]
+    np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=0, atol=1e-9)
+    declined = scored["probability"] >= ref.threshold
+    assert ((scored["decision"] == "decline") == declined).all()
+    assert scored.loc[declined, "reasons"].str.len().gt(0).all()
+
+
+def test_a_missing_contract_column_stops_before_writing(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    applicants(credit_dataset, 10).drop(columns=["Income"]).to_csv(source, index=False)
+    with pytest.raises(ContractError, match="missing column"):
+        score_file(serving_registry.settings, source, tmp_path / "out.csv", show_progress=False)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_given_model_version_is_used(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.parquet"
+    applicants(credit_dataset, 50).to_parquet(source, index=False)
+    second = max(serving_registry.families)
+    summary = score_file(
+        serving_registry.settings,
+        source,
+        tmp_path / "out.parquet",
+        model_version=second,
+        show_progress=False,
+    )
+    assert summary.model_version == second
+    assert set(pd.read_parquet(tmp_path / "out.parquet")["model_version"]) == {second}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_slices_and_threads_do_not_change_a_single_number(
+    serving_registry: ServingRegistry,
+    credit_dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    threads: int,
+) -> None:
+    source = tmp_path / "in.parquet"
+    applicants(credit_dataset, 1000).to_parquet(source, index=False)
+    whole = serving_registry.settings.batch.model_copy(update={"threads": 1})
+    summary = score_file(
+        serving_registry.settings.model_copy(update={"batch": whole}),
+        source,
+        tmp_path / "whole.parquet",
+        show_progress=False,
+    )
+    monkeypatch.setattr(batch, "SCORE_SLICE_ROWS", 64)  # 16 slices per chunk
+    sliced = serving_registry.settings.batch.model_copy(update={"threads": threads})
+    score_file(
+        serving_registry.settings.model_copy(update={"batch": sliced}),
+        source,
+        tmp_path / "sliced.parquet",
+        show_progress=False,
+    )
+    assert summary.scored == 1000
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "sliced.parquet"),
+        pd.read_parquet(tmp_path / "whole.parquet"),
+        check_exact=True,
+    )
+
+
+def test_output_over_the_input_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    source = tmp_path / "book.csv"
+    source.write_text("Seniority\n1\n")
+    settings = load_config(None, mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    with pytest.raises(DataError, match="is the input file"):
+        score_file(settings, source, source, show_progress=False)
+    assert source.read_text() == "Seniority\n1\n"
+    assert not (tmp_path / "m.db").exists()
+    with pytest.raises(DataError, match="not found"):
+        score_file(settings, tmp_path / "absent.csv", tmp_path / "out.csv", show_progress=False)

@@ -1,0 +1,198 @@
+"""Batch reasons: the decision-path and SHAP contributions, and which rows get them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import logit
+
+from creditops import features, registry, schema
+from creditops.batch.run import score_file
+from creditops.config import Settings
+from creditops.data import Dataset
+from creditops.inference.scorer import LoadedModel, prepare_model, raw_matrix_from_frame
+from creditops.registry import ModelRef
+from serving_fixtures import ServingRegistry
+
+FAMILIES: dict[str, dict[str, Any]] = {
+    "xgboost": {"n_estimators": 40, "max_depth": 3, "learning_rate": 0.1},
+    "lightgbm": {"n_estimators": 40, "num_leaves": 7, "learning_rate": 0.1},
+    "logreg": {"C": 1.0},
+    "random_forest": {"n_estimators": 15, "max_depth": 5},
+}
+
+
+def loaded(family: str, dataset: Dataset) -> LoadedModel:
+    pipeline = features.build_pipeline(family, FAMILIES[family], seed=0)
+    pipeline.fit(dataset.features, dataset.target)
+    ref = ModelRef("m", 1, "run", "source", family, 0.4, "hash", "run")
+    model = prepare_model(ref, pipeline)
+    assert model.fast_path
+    return model
+
+
+def raw_rows(dataset: Dataset, n: int = 400) -> np.ndarray:
+    return raw_matrix_from_frame(schema.coerce_features(dataset.features.head(n)))
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("method", ["path", "shap"])
+def test_contributions_add_up_to_the_score(
+    credit_dataset: Dataset, family: str, method: str
+) -> None:
+    model = loaded(family, credit_dataset)
+    raw = raw_rows(credit_dataset)
+    probability = model.score(raw, reasons=False).probability
+    contributions = model.contributions(raw, method)
+    assert contributions is not None and contributions.shape == (len(raw), len(model.sources))
+    # bias + contributions = the model's output (log-odds, or P(bad) for the forest)
+    output = probability if family == "random_forest" else logit(probability)
+    bias = output - contributions.sum(axis=1)
+    assert np.ptp(bias) < (1e-4 if family == "xgboost" else 1e-9)  # XGBoost sums in float32
+
+
+@pytest.mark.parametrize("family", ["logreg", "random_forest"])
+def test_path_and_shap_agree_where_both_are_one_method(
+    credit_dataset: Dataset, family: str
+) -> None:
+    model = loaded(family, credit_dataset)
+    raw = raw_rows(credit_dataset)
+    np.testing.assert_array_equal(
+        model.contributions(raw, "path"), model.contributions(raw, "shap")
+    )
+
+
+def _saabas_by_hand(tree: dict[str, Any], x: np.ndarray, width: int) -> np.ndarray:
+    """One row through one dumped LightGBM tree: each split's change credited to its feature."""
+    out = np.zeros(width)
+    node = tree
+    while "split_index" in node:
+        assert node["decision_type"] == "<="
+        value = x[node["split_feature"]]
+        kind = node["missing_type"]
+        if kind != "NaN" and np.isnan(value):
+            value = 0.0  # LightGBM's rule: NaN is zero unless NaN is the missing marker
+        missing = (kind == "NaN" and np.isnan(value)) or (kind == "Zero" and abs(value) <= 1e-35)
+        left = node["default_left"] if missing else value <= node["threshold"]
+        child = node["left_child"] if left else node["right_child"]
+        change = child["leaf_value"] if "leaf_index" in child else child["internal_value"]
+        out[node["split_feature"]] += change - node["internal_value"]
+        node = child
+    return out
+
+
+def test_lightgbm_path_contributions_match_a_walk_of_each_tree(credit_dataset: Dataset) -> None:
+    model = loaded("lightgbm", credit_dataset)
+    assert model.model is not None and model.model.contribute_path is not None and model.transform
+    booster = model.pipeline.named_steps["model"].booster_
+    dump = booster.dump_model()
+    width = dump["max_feature_idx"] + 1
+    x = model.transform(raw_rows(credit_dataset, 60))
+    assert np.isnan(x).any()  # LightGBM takes missing values as they are
+    got = model.model.contribute_path(x)
+    expected = np.array(
+        [
+            sum(_saabas_by_hand(t["tree_structure"], row, width) for t in dump["tree_info"])
+            for row in x
+        ]
+    )
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def with_reasons(settings: Settings, **batch: Any) -> Settings:
+    return settings.model_copy(update={"batch": settings.batch.model_copy(update=batch)})
+
+
+def test_only_declined_rows_get_reasons_by_default_and_all_on_request(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.parquet"
+    credit_dataset.features.head(600).to_parquet(source, index=False)
+    settings = serving_registry.settings
+    assert (settings.batch.reasons_for, settings.batch.reason_method) == ("declined", "path")
+    score_file(settings, source, tmp_path / "declined.parquet", show_progress=False)
+    scored = pd.read_parquet(tmp_path / "declined.parquet")
+    declined = scored["decision"] == "decline"
+    assert declined.any() and (~declined).any()
+    assert scored.loc[declined, "reasons"].str.len().gt(0).all()
+    assert (scored.loc[~declined, "reasons"] == "").all()
+
+    score_file(
+        with_reasons(settings, reasons_for="all"),
+        source,
+        tmp_path / "all.parquet",
+        show_progress=False,
+    )
+    everyone = pd.read_parquet(tmp_path / "all.parquet")
+    # the same reasons for the declined rows; approved rows with a positive contribution get some
+    assert everyone.loc[declined, "reasons"].tolist() == scored.loc[declined, "reasons"].tolist()
+    assert everyone.loc[~declined, "reasons"].str.len().gt(0).any()
+
+
+def test_shap_reasons_are_the_services_numbers(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    credit_dataset.features.head(300).to_csv(source, index=False)
+    settings = with_reasons(serving_registry.settings, reasons_for="all", reason_method="shap")
+    score_file(settings, source, tmp_path / "out.csv", show_progress=False)
+    scored = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    client = registry.connect(settings.mlflow)
+    ref = registry.resolve_alias(client, settings.mlflow.registered_model)
+    model = prepare_model(ref, registry.load_pipeline(client, ref))
+    service = model.score(raw_rows(credit_dataset, 300), reasons=True).contributions
+    assert service is not None
+    for text, row in zip(scored["reasons"], service, strict=True):
+        named = dict(part.split(":") for part in text.split(";") if part)
+        order = np.argsort(-row, kind="stable")[: settings.batch.reasons_top_k]
+        expected = {model.sources[j]: f"{row[j]:+.4f}" for j in order if row[j] > 0}
+        assert named == expected
+
+
+def test_reason_strings_are_the_plain_formatting_of_the_top_positive_contributions() -> None:
+    from creditops.batch.run import _reason_strings
+
+    rng = np.random.default_rng(3)
+    names = tuple(f"F{i}" for i in range(16))
+    values = rng.normal(size=(5000, 16))
+    values[:200] = np.round(values[:200], 4) + 0.00005  # half ticks: rounding must match
+    values[200:220] *= 40  # beyond the formatting table
+    values[220:240] = -1.0  # nothing toward "bad": no reason
+    values[240:260, :] = 0.0
+    values[240:260, 5] = 1e-7  # positive, formatted as +0.0000
+    order = np.argsort(-values, axis=1, kind="stable")[:, :3]
+    expected = [
+        ";".join(f"{names[j]}:{row[j]:+.4f}" for j in o if row[j] > 0)
+        for o, row in zip(order, values, strict=True)
+    ]
+    got = _reason_strings(values, names, 3)
+    assert got.tolist() == expected
+    assert got[230] == "" and got[250] == "F5:+0.0000"
+
+
+@pytest.mark.parametrize(
+    ("family", "update", "expected"),
+    [
+        ("xgboost", {}, "top 3 for declined rows, decision-path contributions"),
+        (
+            "lightgbm",
+            {"reasons_for": "all", "reason_method": "shap"},
+            "top 3 for every row, tree SHAP",
+        ),
+        ("logreg", {"reason_method": "shap"}, "top 3 for declined rows, logreg contributions"),
+        ("random_forest", {}, "top 3 for declined rows, random_forest contributions"),
+        ("xgboost", {"reasons_top_k": 0}, "none"),
+    ],
+)
+def test_the_summary_says_what_the_reasons_are(
+    credit_dataset: Dataset, family: str, update: dict[str, Any], expected: str
+) -> None:
+    from creditops.batch.run import ReasonPolicy
+    from creditops.config import BatchConfig
+
+    policy = ReasonPolicy.from_config(BatchConfig().model_copy(update=update))
+    assert policy.describe(loaded(family, credit_dataset)) == expected

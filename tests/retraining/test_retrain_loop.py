@@ -1,0 +1,80 @@
+"""The whole loop on a real server and a real MLflow store, tiny sizes.
+
+train -> promote -> serve -> simulate concept traffic -> monitor -> check --retrain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from creditops import registry
+from creditops.errors import MonitorError, SimulationError
+from creditops.monitoring.run import run_monitor
+from creditops.retraining.run import run_check
+from creditops.simulation.run import run_simulation
+from creditops.training.run import run_training
+from support import TINY_TRAIN, make_settings
+
+
+@pytest.mark.slow
+def test_concept_traffic_fires_the_trigger_and_retrains(tmp_path: Path, start_server: Any) -> None:
+    settings = make_settings(
+        tmp_path,
+        train=TINY_TRAIN,
+        simulate={"samples": 400, "concurrency": 4, "batch_rows": 20, "concept_flip_share": 0.6},
+        monitor={"window_rows": 400, "min_rows": 100, "min_labelled_rows": 100},
+        check={"cooldown_minutes": 60},
+    )
+    report = run_training(settings, show_progress=False)
+    client = registry.connect(settings.mlflow)
+    assert registry.promote(client, settings.mlflow, settings.promote).promoted
+    champion = registry.resolve_alias(client, settings.mlflow.registered_model)
+
+    with pytest.raises(MonitorError, match="no rows"):
+        run_monitor(settings, log_run=False)
+
+    server = start_server(settings)
+    server.wait_ready()
+    live = make_settings(
+        tmp_path,
+        train=TINY_TRAIN,
+        simulate={**settings.simulate.model_dump(), "service_url": server.url},
+        monitor=settings.monitor.model_dump(mode="json"),
+    )
+    summary = run_simulation(live, "concept", show_progress=False)
+    assert (summary.scored, summary.refused, summary.feedback_failed) == (400, 0, 0)
+    assert summary.model_versions == {champion.version: 400}
+
+    result = run_monitor(live)
+    assert result.rows == 400 and result.labelled_rows == 400
+    assert result.quality is not None and result.auc_drop is not None
+    assert Path(result.reports["drift_html"]).is_file()
+    assert (settings.monitor.reports_dir / "monitor-latest.json").is_file()
+    assert result.run_id
+
+    decision = run_check(live, retrain=True)
+    assert decision.fired and decision.action == "retrain", decision.log_line()
+    assert decision.retrain is not None
+    assert decision.retrain.challenger_version > report.challenger_version
+    assert decision.retrain.holdout_rows == 120  # the 30 % most recent labelled rows
+    assert Path(decision.record_path).is_file()
+
+    # a second check right away is held back by the cooldown
+    if not decision.retrain.promoted:
+        again = run_check(live, retrain=True)
+        assert again.action == "cooldown"
+    server.terminate()
+
+
+def test_simulating_against_no_server_is_one_clear_error(tmp_path: Path) -> None:
+    from creditops.simulation import run as simulate
+
+    settings = make_settings(tmp_path, simulate={"service_url": "http://127.0.0.1:9"})
+    traffic = simulate.generate_traffic("original", None, settings.simulate, 5, seed=0)
+    import asyncio
+
+    with pytest.raises(SimulationError, match="unreachable"):
+        asyncio.run(simulate.send_traffic(traffic, settings.simulate, 0))
