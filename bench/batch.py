@@ -111,14 +111,17 @@ def main() -> None:
     )
     speed: dict[tuple[str, str, str], float] = {}
     for family, source, label, update in runs:
-        run_settings = settings.model_copy(
-            update={"batch": settings.batch.model_copy(update=update)}
-        )
+        run_config = settings.batch.model_copy(update=update)
         output = root / f"scores-{family}-{label.replace('/', '-')}{source.suffix}"
         with PeakMemory() as memory:
             started = time.perf_counter()
             summary = score_file(
-                run_settings, source, output, model_version=versions[family], show_progress=False
+                run_config,
+                settings.mlflow,
+                source,
+                output,
+                model_version=versions[family],
+                show_progress=False,
             )
             seconds = time.perf_counter() - started
         assert summary.scored + summary.rejected == rows

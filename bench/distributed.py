@@ -18,6 +18,7 @@ import psutil
 
 from common import temporary_settings
 from creditops.training.run import run_training
+from creditops.training.sections import TrainingSections
 
 
 def timed(workers: int, trials: int, storage: str, n_jobs: int = 1) -> float:
@@ -34,7 +35,7 @@ def timed(workers: int, trials: int, storage: str, n_jobs: int = 1) -> float:
         },
     )
     started = time.perf_counter()
-    report = run_training(settings, show_progress=False)
+    report = run_training(TrainingSections.from_settings(settings), show_progress=False)
     seconds = time.perf_counter() - started
     print(
         f"workers={workers} n_jobs={n_jobs}: {seconds:7.1f} s, trials "

@@ -37,7 +37,9 @@ from creditops import evaluate, registry
 from creditops.config import load_config
 from creditops.data import load_dataset
 from creditops.features import build_pipeline
-from creditops.training.run import cross_validate, run_training
+from creditops.training.run import run_training
+from creditops.training.search import cross_validate
+from creditops.training.sections import TrainingSections
 
 
 def promoted_config(store: str | None) -> tuple[str, dict[str, object], float]:
@@ -52,7 +54,7 @@ def promoted_config(store: str | None) -> tuple[str, dict[str, object], float]:
         )
         seconds = float("nan")
         if store is None:
-            report = run_training(settings, show_progress=False)
+            report = run_training(TrainingSections.from_settings(settings), show_progress=False)
             seconds = report.seconds
             client = registry.connect(settings.mlflow)
             registry.promote(client, settings.mlflow, settings.promote)

@@ -38,6 +38,7 @@ from creditops import evaluate, registry
 from creditops.config import default_grid, load_config
 from creditops.data import load_dataset, split_dataset
 from creditops.training.run import run_training
+from creditops.training.sections import TrainingSections
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +93,7 @@ def run_creditops(tmp: str) -> tuple[float, float, int]:
         logging={"runs_log": f"{tmp}/runs.log"},
     )
     started = time.perf_counter()
-    report = run_training(settings, show_progress=False)
+    report = run_training(TrainingSections.from_settings(settings), show_progress=False)
     client = registry.connect(settings.mlflow)
     decision = registry.promote(client, settings.mlflow, settings.promote)
     seconds = time.perf_counter() - started

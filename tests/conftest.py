@@ -1,6 +1,9 @@
-"""Shared fixtures: isolated config, a tiny real MLflow store with a champion.
+"""Shared fixtures for every test folder: isolated config, a tiny real MLflow store with a champion.
 
 Nothing here mocks MLflow: stores are real SQLite files in temporary folders.
+Fixtures that live in their own modules are registered as plugins below:
+PostgreSQL (skip without a server locally, fail in CI) and the scoring service
+(owned by the serving tests). Helpers tests import directly are in ``support``.
 """
 
 from __future__ import annotations
@@ -8,13 +11,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from creditops.config import Settings, load_config
 from creditops.data import Dataset, load_dataset
 from support import TINY_TRAIN, make_settings
+
+if TYPE_CHECKING:
+    from creditops.training.run import TrainingReport
+
+# tests/ is on sys.path (pyproject: pythonpath = ["tests"]), so these load as modules
+pytest_plugins = ["postgres_fixtures", "serving_fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +47,9 @@ def credit_dataset() -> Dataset:
 
 
 @pytest.fixture(scope="session")
-def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Any]]:
+def trained_store(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Settings, TrainingReport]]:
     """A real MLflow store with a tiny search done and its challenger promoted.
 
     Yields the settings pointing at it and the ``TrainingReport``. Shared by
@@ -46,17 +57,12 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
     """
     from creditops import registry
     from creditops.training.run import run_training
+    from creditops.training.sections import TrainingSections
 
     root = tmp_path_factory.mktemp("store")
     settings = make_settings(root, train=TINY_TRAIN)
-    report = run_training(settings, show_progress=False)
+    report = run_training(TrainingSections.from_settings(settings), show_progress=False)
     client = registry.connect(settings.mlflow)
     decision = registry.promote(client, settings.mlflow, settings.promote)
     assert decision.promoted, decision.reason
     yield settings, report
-
-
-# Fixtures in their own modules: PostgreSQL (skip without a server locally, fail
-# in CI) and the scoring service (owned by the serving tests).
-from postgres_fixtures import postgres_database, postgres_url, private_postgres  # noqa: E402, F401
-from serving_fixtures import serving_registry, start_server  # noqa: E402, F401

@@ -27,6 +27,19 @@ def test_repository_config_file_is_valid_and_matches_embedded_ranges() -> None:
         assert config.train.grid_for(family) == embedded.train.grid_for(family)
 
 
+def test_repository_config_file_is_the_embedded_defaults() -> None:
+    """`make run` uses creditops.toml: it must run what the embedded defaults run.
+
+    The file spells out the search ranges and grids that the defaults hold
+    implicitly (compared family by family in the test above); the rest must be equal.
+    """
+    from_file = load_config(REPO / "creditops.toml").model_dump(mode="json")
+    embedded = load_config(None).model_dump(mode="json")
+    for dump in (from_file, embedded):
+        del dump["train"]["search_space"], dump["train"]["grid"]
+    assert from_file == embedded
+
+
 def test_original_grid_has_fifty_configurations() -> None:
     grids = default_grid()
     sizes = {

@@ -102,6 +102,20 @@ def test_each_rule_names_row_field_value(
     assert str(v).startswith(f"row 2, {field}: ")
 
 
+@pytest.mark.parametrize("field", ["Amount", "Price", "Income", "Expenses", "Assets", "Debt"])
+def test_money_with_cents_is_valid(field: str) -> None:
+    frame = pd.DataFrame([applicant(**{field: 1004.6})])
+    assert schema.validate_rows(frame) == []
+    assert schema.coerce_features(frame).loc[0, field] == 1004.6
+
+
+@pytest.mark.parametrize(("field", "value"), [("Amount", 100_000.01), ("Price", 0.99)])
+def test_money_with_cents_keeps_the_ranges(field: str, value: float) -> None:
+    (v,) = schema.validate_rows(pd.DataFrame([applicant(**{field: value})]))
+    assert (v.field, v.value) == (field, value)
+    assert "maximum" in v.rule or "minimum" in v.rule
+
+
 def test_nullable_fields_may_be_missing() -> None:
     frame = pd.DataFrame(
         [applicant(Home=None, Income=np.nan, Assets=None, Debt=None, Marital=None, Job=None)]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from creditops.errors import ConfigError
+from creditops.search_space import ParamSpace, default_grid, default_search_space, list_values
 
 Family = Literal["logreg", "random_forest", "xgboost", "lightgbm"]
 FAMILIES: tuple[str, ...] = get_args(Family)
@@ -51,30 +52,6 @@ class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class ParamSpace(Section):
-    """One hyperparameter's search range."""
-
-    type: Literal["int", "float", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    choices: list[str | int | float | bool | None] | None = None
-
-    @model_validator(mode="after")
-    def _check_range(self) -> ParamSpace:
-        if self.type == "categorical":
-            if not self.choices:
-                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
-        else:
-            if self.low is None or self.high is None:
-                raise ValueError(f"an {self.type} parameter needs 'low' and 'high'")
-            if self.low > self.high:
-                raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-            if self.log and self.low <= 0:
-                raise ValueError(f"a log-scaled range needs low > 0, got {self.low}")
-        return self
-
-
 class ThresholdConfig(Section):
     policy: Literal["max_f1", "min_cost"] = "max_f1"
     f1_class: Literal["good", "bad"] = "bad"
@@ -82,78 +59,22 @@ class ThresholdConfig(Section):
     cost_decline_good: float = Field(1.0, gt=0)
 
 
-def _space(**params: dict[str, Any]) -> dict[str, ParamSpace]:
-    return {name: ParamSpace(**spec) for name, spec in params.items()}
-
-
-def default_search_space() -> dict[str, dict[str, ParamSpace]]:
-    """Search ranges used for a family the config file does not list."""
-    return {
-        "logreg": _space(C={"type": "float", "low": 1e-3, "high": 10.0, "log": True}),
-        "random_forest": _space(
-            n_estimators={"type": "int", "low": 100, "high": 300},
-            max_depth={"type": "int", "low": 4, "high": 16},
-            min_samples_leaf={"type": "int", "low": 1, "high": 20},
-            max_features={"type": "float", "low": 0.2, "high": 0.8},
-        ),
-        "xgboost": _space(
-            n_estimators={"type": "int", "low": 150, "high": 600},
-            max_depth={"type": "int", "low": 2, "high": 5},
-            learning_rate={"type": "float", "low": 0.01, "high": 0.1, "log": True},
-            subsample={"type": "float", "low": 0.6, "high": 1.0},
-            colsample_bytree={"type": "float", "low": 0.4, "high": 1.0},
-            min_child_weight={"type": "float", "low": 1.0, "high": 20.0, "log": True},
-            reg_lambda={"type": "float", "low": 0.1, "high": 10.0, "log": True},
-        ),
-        "lightgbm": _space(
-            n_estimators={"type": "int", "low": 150, "high": 600},
-            num_leaves={"type": "int", "low": 4, "high": 32},
-            learning_rate={"type": "float", "low": 0.01, "high": 0.1, "log": True},
-            subsample={"type": "float", "low": 0.6, "high": 1.0},
-            subsample_freq={"type": "categorical", "choices": [1]},
-            colsample_bytree={"type": "float", "low": 0.4, "high": 1.0},
-            min_child_samples={"type": "int", "low": 10, "high": 80},
-            reg_lambda={"type": "float", "low": 1e-3, "high": 10.0, "log": True},
-        ),
-    }
-
-
-def default_grid() -> dict[str, dict[str, list[Any]]]:
-    """The original pipeline's exhaustive grids (50 configurations), plus one for LightGBM."""
-    return {
-        "random_forest": {
-            "n_estimators": [50, 100],
-            "max_depth": [10, 20, 30],
-            "min_samples_split": [2, 5, 10],
-        },
-        "xgboost": {
-            "n_estimators": [100, 150, 200],
-            "max_depth": [6, 9, 12],
-            "learning_rate": [0.1, 0.2, 0.3],
-        },
-        "logreg": {"C": [0.01, 0.1, 1.0, 2.0, 3.0]},
-        "lightgbm": {
-            "n_estimators": [100, 200],
-            "num_leaves": [8, 16, 31],
-            "learning_rate": [0.05, 0.1],
-        },
-    }
+def _default_trials() -> dict[Family, int]:
+    return {"random_forest": 8}
 
 
 def _all_families() -> list[Family]:
     return list(get_args(Family))
 
 
-def list_values(grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """A shallow copy of a grid (so callers cannot mutate the frozen config)."""
-    return {name: list(values) for name, values in grid.items()}
-
-
 class TrainConfig(Section):
     families: list[Family] = Field(default_factory=_all_families, min_length=1)
     search: Literal["optuna", "grid"] = "optuna"
     trials_per_family: int = Field(12, ge=1, le=10_000)
-    trials: dict[Family, Annotated[int, Field(ge=1, le=10_000)]] = Field(default_factory=dict)
+    # per-family budgets over trials_per_family; the random forest's trials are the slowest
+    trials: dict[Family, Annotated[int, Field(ge=1, le=10_000)]] = Field(
+        default_factory=_default_trials
+    )
     timeout_seconds_per_family: float = Field(0.0, ge=0)
     cv_folds: int = Field(5, ge=2, le=20)
     seed: int = Field(42, ge=0)
@@ -210,6 +131,7 @@ class ServeConfig(Section):
     flush_interval_seconds: float = Field(0.05, gt=0)
     flush_max_rows: int = Field(2_000, ge=1)
     reasons_top_k: int = Field(3, ge=0, le=13)
+    original_codes: bool = False
 
 
 class SimulateConfig(Section):
@@ -260,9 +182,19 @@ class CheckConfig(Section):
     max_auc_drop: float = Field(0.05, ge=0.0, le=1.0)
     min_drift_share: float = Field(0.5, ge=0.0, le=1.0)
     psi_max: float = Field(0.25, gt=0)
+    # the trigger fires when more than this share of the window's rows break the
+    # contract (the monitor sets them aside and reports MonitorResult.invalid_share):
+    # the data feeding the model is then itself the finding
+    max_invalid_share: float = Field(0.05, ge=0, le=1)
+    # a check refuses monitoring figures older than this (run `creditops monitor` first)
+    max_figures_age_minutes: float = Field(1440.0, gt=0)
     retrain: bool = False
     cooldown_minutes: float = Field(60.0, ge=0)
     holdout_share: float = Field(0.3, gt=0.0, lt=1.0)
+    # weight of each labelled production row relative to a reference row in
+    # the retraining fit (1.0 = no weighting): more counts the recent traffic
+    # more against the champion's larger reference set
+    production_weight: float = Field(1.0, gt=0, le=100)
     decisions_dir: Path = Path("reports/decisions")
 
 

@@ -54,10 +54,17 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Split:
-    """A stratified train/test split fixed by seed."""
+    """A stratified train/test split fixed by seed.
+
+    Attributes:
+        weights: one sample weight per training row, in its order (the
+            retraining split counts production rows more); ``None``: every row
+            counts once.
+    """
 
     train: pd.DataFrame
     test: pd.DataFrame
+    weights: np.ndarray | None = None
 
     @property
     def X_train(self) -> pd.DataFrame:

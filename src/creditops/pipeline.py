@@ -5,34 +5,34 @@ child process on loopback (the same ``creditops serve`` a user runs), and
 checks at the end that the service serves the version it should: the new
 champion when retraining promoted one, the old one otherwise. The server is
 stopped with SIGTERM and the inference log is checked to hold every scored row.
+
+It holds the whole ``Settings`` and calls each stage through
+:mod:`creditops.stages`, which hands the stage its sections.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import signal
-import socket
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import httpx
-
-from creditops import registry
-from creditops.config import Settings
+from creditops import registry, schema, stages
+from creditops.config import DataConfig, MlflowConfig, PromoteConfig, ServeConfig, Settings
 from creditops.data import Dataset, load_dataset, prepare_dataset
-from creditops.errors import CreditOpsError
+from creditops.service_process import ServiceProcess
+from creditops.serving.store import InferenceStore
+
+if TYPE_CHECKING:
+    from creditops.monitoring.result import MonitorResult
+    from creditops.retraining.policy import TriggerDecision
+    from creditops.tracking import TrackingClient
 
 log = logging.getLogger(__name__)
-
-
-class PipelineError(CreditOpsError):
-    """A stage of the pipeline failed in a way no other error covers (the server died)."""
 
 
 @dataclass
@@ -62,122 +62,6 @@ class PipelineSummary:
         return self.swap_ok and self.rows_logged == self.rows_sent
 
 
-def free_port(host: str) -> int:
-    """A TCP port nothing listens on at ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-class ServiceProcess:
-    """``creditops serve`` as a child process, with its log in a file."""
-
-    def __init__(
-        self, config_path: Path | None, settings: Settings, log_path: Path, poll_seconds: float
-    ) -> None:
-        host = settings.serve.host
-        port = settings.serve.port
-        if port == 0 or not port_is_free(host, port):
-            port = free_port(host)
-        self.url = f"http://{host}:{port}"
-        self.api_key = settings.serve.admin_api_key or secrets.token_hex(16)
-        self.log_path = log_path
-        env = dict(os.environ)
-        env.update(
-            {
-                "CREDITOPS_SERVE__PORT": str(port),
-                "CREDITOPS_SERVE__ADMIN_API_KEY": self.api_key,
-                "CREDITOPS_SERVE__POLL_SECONDS": str(poll_seconds),
-                "CREDITOPS_SERVE__WORKERS": "1",
-            }
-        )
-        command = [sys.executable, "-m", "creditops"]
-        if config_path is not None:
-            command += ["--config", str(config_path)]
-        command.append("serve")
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            command, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        log.info(
-            "scoring service starting at %s (pid %d, log %s)", self.url, self.process.pid, log_path
-        )
-
-    def wait_ready(self, timeout: float) -> None:
-        """Block until ``/ready`` answers 200, or fail with the server's last words."""
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PipelineError(
-                    f"the scoring service exited with code {self.process.returncode}: {self.tail()}"
-                )
-            try:
-                response = httpx.get(f"{self.url}/ready", timeout=2)
-                if response.status_code == 200:
-                    return
-                last = response.text[:200]
-            except httpx.HTTPError as exc:
-                last = str(exc)
-            time.sleep(0.25)
-        raise PipelineError(
-            f"the scoring service at {self.url} was not ready within {timeout:.0f} s: {last}"
-        )
-
-    def served_version(self) -> int:
-        response = httpx.get(f"{self.url}/model", timeout=5)
-        response.raise_for_status()
-        return int(response.json()["version"])
-
-    def reload(self) -> None:
-        response = httpx.post(
-            f"{self.url}/admin/reload", headers={"X-API-Key": self.api_key}, timeout=60
-        )
-        response.raise_for_status()
-
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM, then wait for the drain; SIGKILL only if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.error("scoring service did not stop within %.0f s: killed", timeout)
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return int(self.process.returncode)
-
-    def tail(self, lines: int = 5) -> str:
-        self._log.flush()
-        text = self.log_path.read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:])
-
-
-def _training_data(settings: Settings, scenario: str) -> Dataset:
-    """The champion's data: the file's first half for ``ordered-tail``, else the whole set."""
-    dataset = load_dataset(settings.data)
-    if scenario != "ordered-tail":
-        return dataset
-    from creditops.simulation.run import ordered_halves
-
-    head, _ = ordered_halves(dataset.frame)
-    log.info(
-        "ordered-tail: the champion learns the file's first %d rows; traffic is the rest", len(head)
-    )
-    return prepare_dataset(head, f"{dataset.source} (first half)")
-
-
 def run_pipeline(
     settings: Settings,
     *,
@@ -193,102 +77,93 @@ def run_pipeline(
     Raises:
         CreditOpsError: a stage failed; the service is stopped first.
     """
-    from creditops.monitoring import run as monitor
-    from creditops.retraining import run as retraining
-    from creditops.serving.store import InferenceStore
-    from creditops.simulation import run as simulate
-    from creditops.training.run import run_training
-
     summary = PipelineSummary(scenario=scenario)
     summary.mlflow_ui = f"mlflow ui --backend-store-uri {settings.mlflow.tracking_uri}"
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        summary.stage_seconds[name] = now - clock
-        clock = now
-
-    report = run_training(settings, dataset=_training_data(settings, scenario))
+    lap = StageClock(summary.stage_seconds)
+    report = stages.train(settings, dataset=_training_data(settings.data, scenario))
     lap("train")
     client = registry.connect(settings.mlflow)
-    registry.promote(client, settings.mlflow, settings.promote)
-    champion = registry.resolve_alias(client, settings.mlflow.registered_model)
-    summary.champion_before = champion.version
+    summary.champion_before = _promote(client, settings.mlflow, settings.promote, report.run_id)
     lap("promote")
-    log.info("pipeline: champion v%d (trained in run %s)", champion.version, report.run_id)
-
-    store = InferenceStore(settings.serve.store_url)
-    store.create()
-    rows_before = store.count()
-    server = ServiceProcess(
-        config_path, settings, Path(settings.logging.runs_log).with_name("serve.log"), poll_seconds
-    )
-    summary.server_log = str(server.log_path)
-    try:
-        server.wait_ready(ready_timeout)
-        summary.served_before = server.served_version()
+    serve_log = Path(settings.logging.runs_log).with_name("serve.log")
+    with _live_service(config_path, settings.serve, serve_log, poll_seconds, summary) as service:
+        summary.served_before = service.start(ready_timeout)
         lap("serve")
-        live = settings.model_copy(
-            update={"simulate": settings.simulate.model_copy(update={"service_url": server.url})}
-        )
-        simulation = simulate.run_simulation(live, scenario, samples=samples)
+        live = _pointed_at(settings, service.process.url)
+        simulation = stages.simulate(live, scenario, samples=samples)
         summary.rows_sent = simulation.scored
         lap("simulate")
-        # the service writes its log off the request path: wait for the rows
-        deadline = time.monotonic() + 30
-        while store.count() - rows_before < simulation.scored and time.monotonic() < deadline:
-            time.sleep(0.2)
-        result = monitor.run_monitor(live, last_n=simulation.scored)
-        summary.reports = dict(result.reports)
-        summary.drift_verdict = _drift_verdict(result)
+        service.wait_for_rows(simulation.scored)
+        result = stages.monitor(live, last_n=simulation.scored)
+        _record_monitoring(summary, result)
         lap("monitor")
-        decision = retraining.run_check(live, retrain, monitor_result=result)
-        summary.trigger = "; ".join(decision.reasons) or "no rule fired"
-        summary.decision_record = decision.record_path
-        if decision.retrain is not None:
-            r = decision.retrain
-            summary.retrain = (
-                f"v{r.challenger_version} {'PROMOTED' if r.promoted else 'kept out'}: {r.reason}"
-            )
-        else:
-            summary.retrain = f"not retrained ({decision.action})"
+        decision = stages.check(live, retrain, monitor_result=result)
+        _record_check(summary, decision)
         lap("check+retrain")
-        promoted = decision.retrain is not None and decision.retrain.promoted
-        summary.expected_after = (
-            decision.retrain.challenger_version
-            if promoted and decision.retrain
-            else champion.version
-        )
-        summary.champion_after = registry.resolve_alias(
-            client, settings.mlflow.registered_model
-        ).version
-        # the service polls the alias every poll_seconds; wait for it, then
-        # ask for a reload in case polling is switched off
-        deadline = time.monotonic() + 3 * poll_seconds
-        while server.served_version() != summary.champion_after and time.monotonic() < deadline:
-            time.sleep(0.25)
-        if server.served_version() != summary.champion_after:
-            server.reload()
-        summary.served_after = server.served_version()
-        summary.swap_ok = summary.served_after == summary.champion_after == summary.expected_after
+        _confirm_swap(service, client, settings.mlflow.registered_model, summary)
         lap("confirm")
-    finally:
-        code = server.stop()
-        # uvicorn drains, then re-raises the SIGTERM it caught: -15 is a clean stop
-        how = "by SIGTERM, log drained" if code == -signal.SIGTERM else f"with exit code {code}"
-        log.info("scoring service stopped %s", how)
-    summary.rows_logged = store.count() - rows_before
-    store.close()
     lap("stop")
     return summary
 
 
-def _drift_verdict(result: Any) -> str:
+class StageClock:
+    """Records how long each stage took, in seconds, as the stages finish."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self._seconds = seconds
+        self._last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._seconds[stage] = now - self._last
+        self._last = now
+
+
+# --- the stages' glue -------------------------------------------------------------
+
+
+def _training_data(data: DataConfig, scenario: str) -> Dataset:
+    """The champion's data: the file's first half for ``ordered-tail``, else the whole set."""
+    dataset = load_dataset(data)
+    if scenario != "ordered-tail":
+        return dataset
+    from creditops.simulation.scenarios import ordered_halves
+
+    head, _ = ordered_halves(dataset.frame)
+    log.info(
+        "ordered-tail: the champion learns the file's first %d rows; traffic is the rest", len(head)
+    )
+    return prepare_dataset(head, f"{dataset.source} (first half)")
+
+
+def _promote(
+    client: TrackingClient, mlflow: MlflowConfig, promote: PromoteConfig, trained_in: str
+) -> int:
+    """Run the gate on the fresh challenger; the champion's version afterwards."""
+    registry.promote(client, mlflow, promote)
+    champion = registry.resolve_alias(client, mlflow.registered_model)
+    log.info("pipeline: champion v%d (trained in run %s)", champion.version, trained_in)
+    return champion.version
+
+
+def _pointed_at(settings: Settings, service_url: str) -> Settings:
+    """``settings`` with the simulated traffic sent to ``service_url``."""
+    return settings.model_copy(
+        update={"simulate": settings.simulate.model_copy(update={"service_url": service_url})}
+    )
+
+
+def _record_monitoring(summary: PipelineSummary, result: MonitorResult) -> None:
+    summary.reports = dict(result.reports)
+    summary.drift_verdict = _drift_verdict(result)
+
+
+def _drift_verdict(result: MonitorResult) -> str:
     parts = []
     if result.drift_share is not None:
         parts.append(
-            f"{len(result.drifted_columns)} of 13 features drifted ({result.drift_share:.0%})"
+            f"{len(result.drifted_columns)} of {len(schema.FEATURES)} features drifted "
+            f"({result.drift_share:.0%})"
         )
     top = result.max_psi
     if top is not None:
@@ -299,3 +174,97 @@ def _drift_verdict(result: Any) -> str:
             f"F1 bad {result.quality.get('f1_bad', float('nan')):.3f}"
         )
     return "; ".join(parts) or "; ".join(result.messages)
+
+
+def _record_check(summary: PipelineSummary, decision: TriggerDecision) -> None:
+    """The trigger's reasons, the retraining outcome, and the version to expect after it."""
+    summary.trigger = "; ".join(decision.reasons) or "no rule fired"
+    summary.decision_record = decision.record_path
+    retrained = decision.retrain
+    if retrained is not None:
+        summary.retrain = (
+            f"v{retrained.challenger_version} "
+            f"{'PROMOTED' if retrained.promoted else 'kept out'}: {retrained.reason}"
+        )
+    else:
+        summary.retrain = f"not retrained ({decision.action})"
+    promoted = retrained is not None and retrained.promoted
+    summary.expected_after = (
+        retrained.challenger_version
+        if retrained is not None and promoted
+        else summary.champion_before
+    )
+
+
+def _confirm_swap(
+    service: LiveService, client: TrackingClient, model_name: str, summary: PipelineSummary
+) -> None:
+    """Check that the service serves the registry's champion, the one the loop expects."""
+    summary.champion_after = registry.resolve_alias(client, model_name).version
+    # the service polls the alias every poll_seconds; wait for it, then
+    # ask for a reload in case polling is switched off
+    process = service.process
+    deadline = time.monotonic() + 3 * service.poll_seconds
+    while process.served_version() != summary.champion_after and time.monotonic() < deadline:
+        time.sleep(0.25)
+    if process.served_version() != summary.champion_after:
+        process.reload()
+    summary.served_after = process.served_version()
+    summary.swap_ok = summary.served_after == summary.champion_after == summary.expected_after
+
+
+# --- the scoring service of the loop -----------------------------------------------
+
+
+@dataclass
+class LiveService:
+    """The child service and its inference log, whose rows are counted from the start."""
+
+    process: ServiceProcess
+    store: InferenceStore
+    rows_before: int
+    poll_seconds: float
+
+    def start(self, ready_timeout: float) -> int:
+        """Wait until the service is ready; the version it serves."""
+        self.process.wait_ready(ready_timeout)
+        return self.process.served_version()
+
+    def rows_logged(self) -> int:
+        return self.store.count() - self.rows_before
+
+    def wait_for_rows(self, rows: int, timeout: float = 30) -> None:
+        """Wait (at most ``timeout`` seconds) until ``rows`` new rows are in the log."""
+        # the service writes its log off the request path
+        deadline = time.monotonic() + timeout
+        while self.rows_logged() < rows and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@contextmanager
+def _live_service(
+    config_path: Path | None,
+    serve: ServeConfig,
+    log_path: Path,
+    poll_seconds: float,
+    summary: PipelineSummary,
+) -> Iterator[LiveService]:
+    """``creditops serve`` as a child for the ``with`` block; stopped (SIGTERM) however it ends.
+
+    On a clean exit the summary gets the rows the service logged meanwhile.
+    """
+    store = InferenceStore(serve.store_url)
+    store.create()
+    rows_before = store.count()
+    process = ServiceProcess(config_path, serve, log_path, poll_seconds)
+    summary.server_log = str(process.log_path)
+    service = LiveService(process, store, rows_before, poll_seconds)
+    try:
+        yield service
+    finally:
+        code = process.stop()
+        # uvicorn drains, then re-raises the SIGTERM it caught: -15 is a clean stop
+        how = "by SIGTERM, log drained" if code == -signal.SIGTERM else f"with exit code {code}"
+        log.info("scoring service stopped %s", how)
+    summary.rows_logged = service.rows_logged()
+    store.close()

@@ -97,12 +97,9 @@ FIELDS: dict[str, Field] = {
             "Assets", "value of the applicant's assets", 0, 5_000_000, (0, 300_000), nullable=True
         ),
         NumericField("Debt", "amount of current debt", 0, 1_000_000, (0, 30_000), nullable=True),
-        NumericField(
-            "Amount", "amount of the requested loan", 1, 100_000, (100, 5_000), integer=True
-        ),
-        NumericField(
-            "Price", "price of the good being bought", 1, 200_000, (105, 11_140), integer=True
-        ),
+        # Money: amounts with cents are valid (the dataset's are whole, a lender's need not be).
+        NumericField("Amount", "amount of the requested loan", 1, 100_000, (100, 5_000)),
+        NumericField("Price", "price of the good being bought", 1, 200_000, (105, 11_140)),
     )
 }
 
@@ -143,7 +140,7 @@ class Violation:
     rule: str
 
     def __str__(self) -> str:
-        return f"row {self.row}, {self.field}: {_show(self.value)} {self.rule}"
+        return f"row {self.row}, {self.field}: {show_value(self.value)} {self.rule}"
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready form, for API error bodies and reject files."""
@@ -155,7 +152,8 @@ class Violation:
         return {"row": self.row, "field": self.field, "value": value, "rule": self.rule}
 
 
-def _show(value: object) -> str:
+def show_value(value: object) -> str:
+    """A cell value as an error message shows it: text quoted, a missing value as "missing"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "missing"
     if isinstance(value, str):
@@ -227,51 +225,16 @@ def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]
         raw = frame[name]
         missing = raw.isna().to_numpy()
         if not spec.nullable:
-            for i in np.flatnonzero(missing):
-                violations.append(Violation(int(rows[i]), name, None, "is required"))
+            violations += [
+                Violation(int(rows[i]), name, None, "is required") for i in np.flatnonzero(missing)
+            ]
         if isinstance(spec, CategoricalField):
-            text = raw.astype("object")
-            allowed = set(spec.categories)
-            bad = ~missing & ~text.isin(allowed).to_numpy()
-            rule = f"is not one of {', '.join(spec.categories)}"
-            for i in np.flatnonzero(bad):
-                violations.append(Violation(int(rows[i]), name, text.iloc[i], rule))
-            continue
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        not_number = ~missing & np.isnan(values)
-        for i in np.flatnonzero(not_number):
-            violations.append(Violation(int(rows[i]), name, raw.iloc[i], "is not a number"))
-        finite = np.isfinite(values)
-        infinite = ~missing & ~not_number & ~finite
-        for i in np.flatnonzero(infinite):
-            violations.append(Violation(int(rows[i]), name, float(values[i]), "is not finite"))
-        with np.errstate(invalid="ignore"):
-            low = finite & (
-                values <= spec.minimum if spec.exclusive_minimum else values < spec.minimum
-            )
-            high = finite & (values > spec.maximum)
-            fractional = finite & spec.integer & (values != np.round(values))
-        low_rule = (
-            f"must be greater than {_num(spec.minimum)}"
-            if spec.exclusive_minimum
-            else f"is below the minimum {_num(spec.minimum)}"
-        )
-        for i in np.flatnonzero(low):
-            violations.append(Violation(int(rows[i]), name, _py(values[i]), low_rule))
-        for i in np.flatnonzero(high):
-            violations.append(
-                Violation(
-                    int(rows[i]), name, _py(values[i]), f"is above the maximum {_num(spec.maximum)}"
-                )
-            )
-        for i in np.flatnonzero(fractional):
-            violations.append(
-                Violation(int(rows[i]), name, _py(values[i]), "must be a whole number")
-            )
+            violations += _category_violations(spec, raw, missing, rows)
+        else:
+            violations += _numeric_violations(spec, raw, missing, rows)
     if TARGET in frame:
         target = frame[TARGET]
-        bad = ~target.isin(LABELS).to_numpy()
-        for i in np.flatnonzero(bad):
+        for i in np.flatnonzero(~target.isin(LABELS).to_numpy()):
             value = target.iloc[i]
             violations.append(
                 Violation(
@@ -283,6 +246,48 @@ def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]
             )
     order = {name: i for i, name in enumerate((*FEATURES, TARGET))}
     return sorted(violations, key=lambda v: (v.row, order[v.field]))
+
+
+def _category_violations(
+    spec: CategoricalField, raw: pd.Series, missing: np.ndarray, rows: np.ndarray
+) -> list[Violation]:
+    text = raw.astype("object")
+    bad = ~missing & ~text.isin(set(spec.categories)).to_numpy()
+    rule = f"is not one of {', '.join(spec.categories)}"
+    return [Violation(int(rows[i]), spec.name, text.iloc[i], rule) for i in np.flatnonzero(bad)]
+
+
+def _numeric_violations(
+    spec: NumericField, raw: pd.Series, missing: np.ndarray, rows: np.ndarray
+) -> list[Violation]:
+    name = spec.name
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    not_number = ~missing & np.isnan(values)
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        low = finite & (values <= spec.minimum if spec.exclusive_minimum else values < spec.minimum)
+        high = finite & (values > spec.maximum)
+        fractional = finite & spec.integer & (values != np.round(values))
+    low_rule = (
+        f"must be greater than {_num(spec.minimum)}"
+        if spec.exclusive_minimum
+        else f"is below the minimum {_num(spec.minimum)}"
+    )
+    out = [
+        Violation(int(rows[i]), name, raw.iloc[i], "is not a number")
+        for i in np.flatnonzero(not_number)
+    ]
+    out += [
+        Violation(int(rows[i]), name, float(values[i]), "is not finite")
+        for i in np.flatnonzero(~missing & ~not_number & ~finite)
+    ]
+    for mask, rule in (
+        (low, low_rule),
+        (high, f"is above the maximum {_num(spec.maximum)}"),
+        (fractional, "must be a whole number"),
+    ):
+        out += [Violation(int(rows[i]), name, _py(values[i]), rule) for i in np.flatnonzero(mask)]
+    return out
 
 
 def _num(value: float) -> str:

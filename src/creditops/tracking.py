@@ -20,12 +20,15 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow.tracking import MlflowClient
 
 from creditops.config import MlflowConfig
 from creditops.errors import RegistryError, TrackingError, first_line
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ class TrackingClient(MlflowClient):
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
 
-    def log_sklearn_model(self, run_id: str, pipeline: Any, **options: Any) -> str:
+    def log_sklearn_model(self, run_id: str, pipeline: Pipeline, **options: Any) -> str:
         """Log a fitted sklearn pipeline as the run's model; returns its model URI."""
         import mlflow.sklearn
 
@@ -120,12 +123,13 @@ class TrackingClient(MlflowClient):
             info = mlflow.sklearn.log_model(pipeline, name="model", **options)
         return str(info.model_uri)
 
-    def load_sklearn_model(self, model_uri: str) -> Any:
+    def load_sklearn_model(self, model_uri: str) -> Pipeline:
         """The fitted pipeline behind ``model_uri`` (``models:/NAME/VERSION``, ``runs:/...``)."""
         import mlflow.sklearn
 
         with self.fluent():
-            return mlflow.sklearn.load_model(model_uri)
+            pipeline: Pipeline = mlflow.sklearn.load_model(model_uri)
+        return pipeline
 
     def register_version(
         self, name: str, model_uri: str, run_id: str, tags: Mapping[str, str]

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from creditops import registry, schema
-from creditops.batch import run as batch
-from creditops.batch.run import rejects_path, score_file
+from creditops.batch import chunks
+from creditops.batch.files import rejects_path
+from creditops.batch.run import score_file
 from creditops.config import load_config
 from creditops.data import Dataset
 from creditops.errors import ContractError, DataError
@@ -40,7 +41,7 @@ def test_scores_every_valid_row_and_rejects_the_rest_with_reasons(
     settings = serving_registry.settings.model_copy(
         update={"batch": serving_registry.settings.batch.model_copy(update={"chunk_rows": 128})}
     )
-    summary = score_file(settings, source, output, show_progress=False)
+    summary = score_file(settings.batch, settings.mlflow, source, output, show_progress=False)
     assert (summary.input_rows, summary.scored, summary.rejected) == (1000, 997, 3)
     read = pd.read_csv if suffix == ".csv" else pd.read_parquet
     scored, rejected = read(output), read(rejects_path(output, ".rejects"))
@@ -70,7 +71,13 @@ def test_a_missing_contract_column_stops_before_writing(
     source = tmp_path / "in.csv"
     applicants(credit_dataset, 10).drop(columns=["Income"]).to_csv(source, index=False)
     with pytest.raises(ContractError, match="missing column"):
-        score_file(serving_registry.settings, source, tmp_path / "out.csv", show_progress=False)
+        score_file(
+            serving_registry.settings.batch,
+            serving_registry.settings.mlflow,
+            source,
+            tmp_path / "out.csv",
+            show_progress=False,
+        )
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -81,7 +88,8 @@ def test_a_given_model_version_is_used(
     applicants(credit_dataset, 50).to_parquet(source, index=False)
     second = max(serving_registry.families)
     summary = score_file(
-        serving_registry.settings,
+        serving_registry.settings.batch,
+        serving_registry.settings.mlflow,
         source,
         tmp_path / "out.parquet",
         model_version=second,
@@ -103,15 +111,17 @@ def test_slices_and_threads_do_not_change_a_single_number(
     applicants(credit_dataset, 1000).to_parquet(source, index=False)
     whole = serving_registry.settings.batch.model_copy(update={"threads": 1})
     summary = score_file(
-        serving_registry.settings.model_copy(update={"batch": whole}),
+        whole,
+        serving_registry.settings.mlflow,
         source,
         tmp_path / "whole.parquet",
         show_progress=False,
     )
-    monkeypatch.setattr(batch, "SCORE_SLICE_ROWS", 64)  # 16 slices per chunk
+    monkeypatch.setattr(chunks, "SCORE_SLICE_ROWS", 64)  # 16 slices per chunk
     sliced = serving_registry.settings.batch.model_copy(update={"threads": threads})
     score_file(
-        serving_registry.settings.model_copy(update={"batch": sliced}),
+        sliced,
+        serving_registry.settings.mlflow,
         source,
         tmp_path / "sliced.parquet",
         show_progress=False,
@@ -129,8 +139,14 @@ def test_output_over_the_input_is_refused_before_anything_is_written(tmp_path: P
     source.write_text("Seniority\n1\n")
     settings = load_config(None, mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'm.db'}"})
     with pytest.raises(DataError, match="is the input file"):
-        score_file(settings, source, source, show_progress=False)
+        score_file(settings.batch, settings.mlflow, source, source, show_progress=False)
     assert source.read_text() == "Seniority\n1\n"
     assert not (tmp_path / "m.db").exists()
     with pytest.raises(DataError, match="not found"):
-        score_file(settings, tmp_path / "absent.csv", tmp_path / "out.csv", show_progress=False)
+        score_file(
+            settings.batch,
+            settings.mlflow,
+            tmp_path / "absent.csv",
+            tmp_path / "out.csv",
+            show_progress=False,
+        )

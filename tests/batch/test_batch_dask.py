@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from creditops.batch.engines import model_loads, parse_local
-from creditops.batch.run import rejects_path, score_file
+from creditops.batch.files import rejects_path
+from creditops.batch.run import score_file
 from creditops.cli.app import app
+from creditops.config import BatchConfig
 from creditops.data import Dataset
 from creditops.errors import BatchEngineError
 from serving_fixtures import ServingRegistry
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
+def cluster() -> Iterator[LocalCluster]:
     """A LocalCluster of 2 worker processes, one thread each, on 127.0.0.1."""
     from distributed import LocalCluster
 
@@ -45,14 +50,13 @@ def book(dataset: Dataset, n: int) -> pd.DataFrame:
     return frame
 
 
-def small_chunks(registry: ServingRegistry, rows: int) -> Any:
-    batch = registry.settings.batch.model_copy(update={"chunk_rows": rows})
-    return registry.settings.model_copy(update={"batch": batch})
+def small_chunks(registry: ServingRegistry, rows: int) -> BatchConfig:
+    return registry.settings.batch.model_copy(update={"chunk_rows": rows})
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_two_worker_cluster_writes_the_same_files_as_one_process(
-    cluster: Any,
+    cluster: LocalCluster,
     serving_registry: ServingRegistry,
     credit_dataset: Dataset,
     tmp_path: Path,
@@ -64,12 +68,18 @@ def test_a_two_worker_cluster_writes_the_same_files_as_one_process(
         frame.to_csv(source, index=False)
     else:
         frame.astype({"Age": "string"}).to_parquet(source, index=False)
-    settings = small_chunks(serving_registry, 256)  # 12 chunks over 2 workers
+    config = small_chunks(serving_registry, 256)  # 12 chunks over 2 workers
+    mlflow = serving_registry.settings.mlflow
     local_out, dask_out = tmp_path / f"local{suffix}", tmp_path / f"dask{suffix}"
 
-    alone = score_file(settings, source, local_out, show_progress=False, dask_scheduler="")
+    alone = score_file(config, mlflow, source, local_out, show_progress=False, dask_scheduler="")
     spread = score_file(
-        settings, source, dask_out, show_progress=False, dask_scheduler=cluster.scheduler_address
+        config,
+        mlflow,
+        source,
+        dask_out,
+        show_progress=False,
+        dask_scheduler=cluster.scheduler_address,
     )
 
     assert (spread.input_rows, spread.scored, spread.rejected) == (3000, 2997, 3)
@@ -91,7 +101,10 @@ def test_a_two_worker_cluster_writes_the_same_files_as_one_process(
 
 
 def test_each_worker_compiles_the_model_once_for_many_chunks(
-    cluster: Any, serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+    cluster: LocalCluster,
+    serving_registry: ServingRegistry,
+    credit_dataset: Dataset,
+    tmp_path: Path,
 ) -> None:
     from distributed import Client
 
@@ -103,6 +116,7 @@ def test_each_worker_compiles_the_model_once_for_many_chunks(
         before = client.run(model_loads)
         summary = score_file(
             small_chunks(serving_registry, 100),  # 30 chunks
+            serving_registry.settings.mlflow,
             source,
             tmp_path / "out.parquet",
             model_version=second,
@@ -117,7 +131,10 @@ def test_each_worker_compiles_the_model_once_for_many_chunks(
 
 
 def test_the_cli_scores_on_the_cluster(
-    cluster: Any, serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+    cluster: LocalCluster,
+    serving_registry: ServingRegistry,
+    credit_dataset: Dataset,
+    tmp_path: Path,
 ) -> None:
     source = tmp_path / "book.csv"
     book(credit_dataset, 500).to_csv(source, index=False)
@@ -160,13 +177,8 @@ def test_an_unreachable_scheduler_is_one_clear_error(
     settings = serving_registry.settings
     with pytest.raises(BatchEngineError, match=f"Dask scheduler at tcp://127.0.0.1:{port}"):
         score_file(
-            settings.model_copy(
-                update={
-                    "batch": settings.batch.model_copy(
-                        update={"dask_scheduler": f"tcp://127.0.0.1:{port}"}
-                    )
-                }
-            ),
+            settings.batch.model_copy(update={"dask_scheduler": f"tcp://127.0.0.1:{port}"}),
+            settings.mlflow,
             source,
             tmp_path / "out.csv",
             show_progress=False,
@@ -190,10 +202,16 @@ def test_local_2_starts_its_own_two_worker_cluster(
 ) -> None:
     source = tmp_path / "book.parquet"
     book(credit_dataset, 600).astype({"Age": "string"}).to_parquet(source, index=False)
-    settings = small_chunks(serving_registry, 100)
-    alone = score_file(settings, source, tmp_path / "a.parquet", show_progress=False)
+    config = small_chunks(serving_registry, 100)
+    mlflow = serving_registry.settings.mlflow
+    alone = score_file(config, mlflow, source, tmp_path / "a.parquet", show_progress=False)
     spread = score_file(
-        settings, source, tmp_path / "b.parquet", show_progress=False, dask_scheduler="local:2"
+        config,
+        mlflow,
+        source,
+        tmp_path / "b.parquet",
+        show_progress=False,
+        dask_scheduler="local:2",
     )
     assert (spread.scored, spread.rejected) == (alone.scored, alone.rejected) == (599, 1)
     pd.testing.assert_frame_equal(

@@ -12,9 +12,10 @@ from scipy.special import logit
 
 from creditops import features, registry, schema
 from creditops.batch.run import score_file
-from creditops.config import Settings
+from creditops.config import BatchConfig, Settings
 from creditops.data import Dataset
-from creditops.inference.scorer import LoadedModel, prepare_model, raw_matrix_from_frame
+from creditops.inference.raw import raw_matrix_from_frame
+from creditops.inference.scorer import LoadedModel, prepare_model
 from creditops.registry import ModelRef
 from serving_fixtures import ServingRegistry
 
@@ -103,8 +104,8 @@ def test_lightgbm_path_contributions_match_a_walk_of_each_tree(credit_dataset: D
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
-def with_reasons(settings: Settings, **batch: Any) -> Settings:
-    return settings.model_copy(update={"batch": settings.batch.model_copy(update=batch)})
+def with_reasons(settings: Settings, **batch: Any) -> BatchConfig:
+    return settings.batch.model_copy(update=batch)
 
 
 def test_only_declined_rows_get_reasons_by_default_and_all_on_request(
@@ -114,7 +115,9 @@ def test_only_declined_rows_get_reasons_by_default_and_all_on_request(
     credit_dataset.features.head(600).to_parquet(source, index=False)
     settings = serving_registry.settings
     assert (settings.batch.reasons_for, settings.batch.reason_method) == ("declined", "path")
-    score_file(settings, source, tmp_path / "declined.parquet", show_progress=False)
+    score_file(
+        settings.batch, settings.mlflow, source, tmp_path / "declined.parquet", show_progress=False
+    )
     scored = pd.read_parquet(tmp_path / "declined.parquet")
     declined = scored["decision"] == "decline"
     assert declined.any() and (~declined).any()
@@ -123,6 +126,7 @@ def test_only_declined_rows_get_reasons_by_default_and_all_on_request(
 
     score_file(
         with_reasons(settings, reasons_for="all"),
+        settings.mlflow,
         source,
         tmp_path / "all.parquet",
         show_progress=False,
@@ -138,23 +142,24 @@ def test_shap_reasons_are_the_services_numbers(
 ) -> None:
     source = tmp_path / "in.csv"
     credit_dataset.features.head(300).to_csv(source, index=False)
-    settings = with_reasons(serving_registry.settings, reasons_for="all", reason_method="shap")
-    score_file(settings, source, tmp_path / "out.csv", show_progress=False)
+    config = with_reasons(serving_registry.settings, reasons_for="all", reason_method="shap")
+    mlflow = serving_registry.settings.mlflow
+    score_file(config, mlflow, source, tmp_path / "out.csv", show_progress=False)
     scored = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
-    client = registry.connect(settings.mlflow)
-    ref = registry.resolve_alias(client, settings.mlflow.registered_model)
+    client = registry.connect(mlflow)
+    ref = registry.resolve_alias(client, mlflow.registered_model)
     model = prepare_model(ref, registry.load_pipeline(client, ref))
     service = model.score(raw_rows(credit_dataset, 300), reasons=True).contributions
     assert service is not None
     for text, row in zip(scored["reasons"], service, strict=True):
         named = dict(part.split(":") for part in text.split(";") if part)
-        order = np.argsort(-row, kind="stable")[: settings.batch.reasons_top_k]
+        order = np.argsort(-row, kind="stable")[: config.reasons_top_k]
         expected = {model.sources[j]: f"{row[j]:+.4f}" for j in order if row[j] > 0}
         assert named == expected
 
 
 def test_reason_strings_are_the_plain_formatting_of_the_top_positive_contributions() -> None:
-    from creditops.batch.run import _reason_strings
+    from creditops.batch.chunks import _reason_strings
 
     rng = np.random.default_rng(3)
     names = tuple(f"F{i}" for i in range(16))
@@ -191,8 +196,7 @@ def test_reason_strings_are_the_plain_formatting_of_the_top_positive_contributio
 def test_the_summary_says_what_the_reasons_are(
     credit_dataset: Dataset, family: str, update: dict[str, Any], expected: str
 ) -> None:
-    from creditops.batch.run import ReasonPolicy
-    from creditops.config import BatchConfig
+    from creditops.batch.chunks import ReasonPolicy
 
     policy = ReasonPolicy.from_config(BatchConfig().model_copy(update=update))
     assert policy.describe(loaded(family, credit_dataset)) == expected

@@ -11,6 +11,7 @@ from scipy.special import logit
 from creditops import features, schema
 from creditops.data import Dataset
 from creditops.inference import scorer
+from creditops.inference.raw import frame_from_raw, probe_rows, raw_matrix, raw_matrix_from_frame
 from creditops.registry import ModelRef
 
 FAMILIES: dict[str, dict[str, Any]] = {
@@ -41,7 +42,7 @@ def test_compiled_path_matches_the_pipeline_on_the_whole_dataset(
     assert model.fast_path, f"{family} has no compiled path"
     frame = credit_dataset.features
     expected = pipeline.predict_proba(frame)[:, 1]
-    got = model.score(scorer.raw_matrix_from_frame(frame), reasons=False).probability
+    got = model.score(raw_matrix_from_frame(frame), reasons=False).probability
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
@@ -51,8 +52,8 @@ def test_request_rows_and_frames_give_the_same_matrix(credit_dataset: Dataset) -
         {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
         for row in frame.to_dict(orient="records")
     ]
-    np.testing.assert_array_equal(scorer.raw_matrix(records), scorer.raw_matrix_from_frame(frame))
-    back = scorer.frame_from_raw(scorer.raw_matrix_from_frame(frame))
+    np.testing.assert_array_equal(raw_matrix(records), raw_matrix_from_frame(frame))
+    back = frame_from_raw(raw_matrix_from_frame(frame))
     assert back.equals(schema.coerce_features(frame).reset_index(drop=True))
 
 
@@ -61,7 +62,7 @@ def test_contributions_add_up_to_the_score(
 ) -> None:
     family, pipeline = fitted
     model = scorer.prepare_model(ref_for(family), pipeline)
-    raw = scorer.raw_matrix_from_frame(credit_dataset.features.iloc[:300])
+    raw = raw_matrix_from_frame(credit_dataset.features.iloc[:300])
     scores = model.score(raw, reasons=True)
     assert scores.contributions is not None
     assert scores.contributions.shape == (300, len(model.sources))
@@ -90,14 +91,14 @@ def test_unknown_step_falls_back_to_the_pipeline(credit_dataset: Dataset) -> Non
     pipeline.fit(frame, credit_dataset.target[:500])
     model = scorer.prepare_model(ref_for("random_forest"), pipeline)
     assert not model.fast_path
-    scores = model.score(scorer.raw_matrix_from_frame(frame), reasons=True)
+    scores = model.score(raw_matrix_from_frame(frame), reasons=True)
     np.testing.assert_allclose(scores.probability, pipeline.predict_proba(frame)[:, 1], atol=1e-12)
     assert scores.contributions is not None  # reasons still come, from the pipeline's transform
 
 
 def test_probe_rows_satisfy_the_contract() -> None:
-    raw = scorer.probe_rows(500)
-    frame = scorer.frame_from_raw(raw)
+    raw = probe_rows(500)
+    frame = frame_from_raw(raw)
     assert schema.validate_rows(frame) == []
     assert frame["Income"].isna().any()
 

@@ -13,38 +13,40 @@ from creditops import schema
 from creditops.config import MonitorConfig
 from creditops.data import Dataset, split_dataset
 from creditops.errors import ContractError, MonitorError
-from creditops.monitoring import run as monitor
+from creditops.monitoring.psi import psi_band, psi_categorical, psi_numeric
+from creditops.monitoring.reports import load_latest_result, write_reports
+from creditops.monitoring.result import ModelContext
+from creditops.monitoring.run import compute_monitor, metrics_for_mlflow
+from creditops.monitoring.window import read_current_csv
 
 CONFIG = MonitorConfig(min_rows=50, min_labelled_rows=50)
-MODEL = monitor.ModelContext(
-    "credit-risk", 1, "abc", 0.3, {"test_roc_auc": 0.85, "test_f1_bad": 0.65}
-)
+MODEL = ModelContext("credit-risk", 1, "abc", 0.3, {"test_roc_auc": 0.85, "test_f1_bad": 0.65})
 
 
 def test_psi_is_near_zero_for_the_same_distribution() -> None:
     rng = np.random.default_rng(0)
-    assert monitor.psi_numeric(rng.normal(size=5_000), rng.normal(size=5_000), 10) < 0.01
+    assert psi_numeric(rng.normal(size=5_000), rng.normal(size=5_000), 10) < 0.01
 
 
 def test_psi_grows_with_the_shift() -> None:
     rng = np.random.default_rng(0)
     ref = rng.normal(size=5_000)
-    small = monitor.psi_numeric(ref, rng.normal(0.2, 1, 5_000), 10)
-    large = monitor.psi_numeric(ref, rng.normal(1.0, 1, 5_000), 10)
+    small = psi_numeric(ref, rng.normal(0.2, 1, 5_000), 10)
+    large = psi_numeric(ref, rng.normal(1.0, 1, 5_000), 10)
     assert 0.01 < small < 0.10 < 0.25 < large
 
 
 def test_psi_keeps_spikes_whole_and_counts_missing_values() -> None:
     ref = np.array([60.0] * 700 + [36.0] * 300)
-    assert monitor.psi_numeric(ref, ref.copy(), 10) == pytest.approx(0.0)
+    assert psi_numeric(ref, ref.copy(), 10) == pytest.approx(0.0)
     with_missing = np.array([60.0] * 500 + [np.nan] * 500)
-    assert monitor.psi_numeric(ref, with_missing, 10) > 1.0
+    assert psi_numeric(ref, with_missing, 10) > 1.0
 
 
 def test_categorical_psi_sees_a_new_mix() -> None:
     ref = pd.Series(["owner"] * 50 + ["rent"] * 50)
-    assert monitor.psi_categorical(ref, ref.copy()) == pytest.approx(0.0)
-    assert monitor.psi_categorical(ref, pd.Series(["rent"] * 90 + [None] * 10)) > 0.25
+    assert psi_categorical(ref, ref.copy()) == pytest.approx(0.0)
+    assert psi_categorical(ref, pd.Series(["rent"] * 90 + [None] * 10)) > 0.25
 
 
 @pytest.mark.parametrize(
@@ -52,7 +54,7 @@ def test_categorical_psi_sees_a_new_mix() -> None:
     [(0.05, "stable"), (0.10, "watch"), (0.2499, "watch"), (0.25, "alert"), (None, "n/a")],
 )
 def test_psi_bands(value: float | None, band: str) -> None:
-    assert monitor.psi_band(value, MonitorConfig()) == band
+    assert psi_band(value, MonitorConfig()) == band
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_a_window_like_the_reference_shows_no_drift(
 ) -> None:
     train, test = frames
     window = _window(test)
-    result, reports = monitor.compute_monitor(
+    result, reports = compute_monitor(
         train, window["probability"].to_numpy(), window, MODEL, CONFIG
     )
     assert result.drift_share == 0.0
@@ -91,7 +93,7 @@ def test_a_shifted_window_drifts(frames: tuple[pd.DataFrame, pd.DataFrame]) -> N
     window = _window(test)
     window["Income"] = window["Income"] * 0.5
     window["Age"] = window["Age"] + 10
-    result, _ = monitor.compute_monitor(train, None, window, MODEL, CONFIG)
+    result, _ = compute_monitor(train, None, window, MODEL, CONFIG)
     assert {"Income", "Age"} <= set(result.drifted_columns)
     assert result.feature_psi["Income"] >= 0.25
     assert result.psi_bands["Income"] == "alert"
@@ -101,12 +103,12 @@ def test_a_shifted_window_drifts(frames: tuple[pd.DataFrame, pd.DataFrame]) -> N
 def test_an_empty_window_is_an_error(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     train, test = frames
     with pytest.raises(MonitorError, match="no rows"):
-        monitor.compute_monitor(train, None, _window(test).iloc[:0], MODEL, CONFIG)
+        compute_monitor(train, None, _window(test).iloc[:0], MODEL, CONFIG)
 
 
 def test_a_small_window_skips_drift_figures(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     train, test = frames
-    result, reports = monitor.compute_monitor(train, None, _window(test.iloc[:20]), MODEL, CONFIG)
+    result, reports = compute_monitor(train, None, _window(test.iloc[:20]), MODEL, CONFIG)
     assert result.drift_share is None and result.feature_psi == {}
     assert reports.drift is None
     assert any("fewer than [monitor] min_rows" in m for m in result.messages)
@@ -116,7 +118,7 @@ def test_an_unlabelled_window_skips_quality_figures(
     frames: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     train, test = frames
-    result, reports = monitor.compute_monitor(
+    result, reports = compute_monitor(
         train, None, _window(test, labelled=False), MODEL, CONFIG, with_evidently=False
     )
     assert result.quality is None and result.auc_drop is None
@@ -130,30 +132,30 @@ def test_reports_are_written_with_latest_copies(
 ) -> None:
     train, test = frames
     window = _window(test)
-    result, reports = monitor.compute_monitor(train, None, window, MODEL, CONFIG)
-    paths = monitor.write_reports(result, reports, tmp_path)
+    result, reports = compute_monitor(train, None, window, MODEL, CONFIG)
+    paths = write_reports(result, reports, tmp_path)
     for kind in ("drift", "quality"):
         assert Path(paths[f"{kind}_html"]).is_file()
         assert (tmp_path / f"{kind}-latest.html").is_file()
         json.loads((tmp_path / f"{kind}-latest.json").read_text())
-    again = monitor.load_latest_result(tmp_path)
+    again = load_latest_result(tmp_path)
     assert again.drift_share == result.drift_share
     assert again.feature_psi == pytest.approx(result.feature_psi)
 
 
 def test_no_summary_yet_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MonitorError, match="run `creditops monitor` first"):
-        monitor.load_latest_result(tmp_path)
+        load_latest_result(tmp_path)
 
 
 def test_mlflow_metrics_leave_out_undefined_figures(
     frames: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     train, test = frames
-    result, _ = monitor.compute_monitor(
+    result, _ = compute_monitor(
         train, None, _window(test, labelled=False), MODEL, CONFIG, with_evidently=False
     )
-    metrics = monitor.metrics_for_mlflow(result)
+    metrics = metrics_for_mlflow(result)
     assert "psi_Income" in metrics and "current_roc_auc" not in metrics
     assert all(np.isfinite(v) for v in metrics.values())
 
@@ -171,9 +173,10 @@ def test_a_valid_current_csv_is_read(
     frames: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     _, test = frames
-    current = monitor.read_current_csv(_csv(test.iloc[:30], tmp_path))
-    assert list(current.columns) == [*schema.FEATURES, "outcome"]
-    assert set(current["outcome"]) <= {"good", "bad"}
+    current = read_current_csv(_csv(test.iloc[:30], tmp_path))
+    assert list(current.rows.columns) == [*schema.FEATURES, "outcome"]
+    assert set(current.rows["outcome"]) <= {"good", "bad"}
+    assert current.data_quality.invalid_rows == 0
 
 
 def test_a_current_csv_with_missing_and_extra_columns_is_refused(
@@ -182,19 +185,23 @@ def test_a_current_csv_with_missing_and_extra_columns_is_refused(
     _, test = frames
     broken = test.iloc[:5].drop(columns=["Income"]).assign(Colour="red")
     with pytest.raises(ContractError, match=r"missing column.*Income.*unexpected column.*Colour"):
-        monitor.read_current_csv(_csv(broken, tmp_path))
+        read_current_csv(_csv(broken, tmp_path))
 
 
-def test_a_current_csv_with_wrong_types_is_refused(
+def test_a_current_csv_with_wrong_types_is_reported_not_refused(
     frames: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     _, test = frames
     broken = test.iloc[:5].astype({"Age": object})
     broken.loc[broken.index[2], "Age"] = "old"
-    with pytest.raises(ContractError, match=r"row 3, Age: 'old' is not a number"):
-        monitor.read_current_csv(_csv(broken, tmp_path))
+    current = read_current_csv(_csv(broken, tmp_path))
+    assert len(current.rows) == 4
+    assert current.data_quality.by_rule == {"Age: not_a_number": 1}
+    assert current.data_quality.examples == [
+        {"row": 3, "field": "Age", "value": "old", "rule": "is not a number"}
+    ]
 
 
 def test_a_missing_current_csv_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MonitorError, match="not found"):
-        monitor.read_current_csv(tmp_path / "nope.csv")
+        read_current_csv(tmp_path / "nope.csv")

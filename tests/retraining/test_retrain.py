@@ -14,11 +14,12 @@ import pytest
 from creditops import schema
 from creditops.config import CheckConfig
 from creditops.errors import TrainingError
+from creditops.retraining import policy
 from creditops.retraining import run as retrain
 
 CONFIG = CheckConfig(min_f1=0.5, max_auc_drop=0.05, min_drift_share=0.5, psi_max=0.25)
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-HEALTHY = retrain.TriggerFigures(
+HEALTHY = policy.TriggerFigures(
     rows=2_000,
     labelled_rows=2_000,
     f1=0.63,
@@ -30,8 +31,8 @@ HEALTHY = retrain.TriggerFigures(
 )
 
 
-def _with(**changes: object) -> retrain.TriggerFigures:
-    return retrain.TriggerFigures(**{**HEALTHY.__dict__, **changes})  # type: ignore[arg-type]
+def _with(**changes: object) -> policy.TriggerFigures:
+    return policy.TriggerFigures(**{**HEALTHY.__dict__, **changes})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -58,13 +59,13 @@ def _with(**changes: object) -> retrain.TriggerFigures:
         (_with(drift_share=None, max_psi=None, f1=0.2), ["f1"]),
     ],
 )
-def test_rules(figures: retrain.TriggerFigures, fired_rules: list[str]) -> None:
-    results = retrain.evaluate_rules(figures, CONFIG)
+def test_rules(figures: policy.TriggerFigures, fired_rules: list[str]) -> None:
+    results = policy.evaluate_rules(figures, CONFIG)
     assert [r.rule for r in results if r.fired] == fired_rules
 
 
 def test_skipped_rules_say_why() -> None:
-    results = retrain.evaluate_rules(
+    results = policy.evaluate_rules(
         _with(f1=None, auc=None, drift_share=None, max_psi=None), CONFIG
     )
     assert not any(r.fired for r in results)
@@ -72,9 +73,9 @@ def test_skipped_rules_say_why() -> None:
 
 
 def test_reasons_carry_the_numbers() -> None:
-    psi = retrain.rule_psi(_with(max_psi=0.31, max_psi_column="Income"), CONFIG)
+    psi = policy.rule_psi(_with(max_psi=0.31, max_psi_column="Income"), CONFIG)
     assert psi.reason == "largest PSI 0.310 (Income) >= psi_max 0.250"
-    drop = retrain.rule_auc_drop(_with(auc=0.70), CONFIG)
+    drop = policy.rule_auc_drop(_with(auc=0.70), CONFIG)
     assert drop.reason == ("ROC AUC 0.7000 vs training 0.8500: drop +0.1500 > max_auc_drop 0.0500")
 
 
@@ -89,7 +90,7 @@ def test_reasons_carry_the_numbers() -> None:
     ],
 )
 def test_cooldown_remaining(last: datetime | None, minutes: float, left: float) -> None:
-    assert retrain.cooldown_remaining(last, NOW, minutes) == pytest.approx(left)
+    assert policy.cooldown_remaining(last, NOW, minutes) == pytest.approx(left)
 
 
 @pytest.mark.parametrize(
@@ -103,11 +104,11 @@ def test_cooldown_remaining(last: datetime | None, minutes: float, left: float) 
     ],
 )
 def test_actions(fired: bool, retrain_on: bool, left: float, action: str) -> None:
-    assert retrain.decide_action(fired, retrain_on, left) == action
+    assert policy.decide_action(fired, retrain_on, left) == action
 
 
 def test_a_decision_holds_every_figure_and_the_why(tmp_path: Path) -> None:
-    decision = retrain.decide(
+    decision = policy.decide(
         _with(auc=0.70),
         CONFIG,
         champion_version=4,
@@ -130,7 +131,7 @@ def test_a_decision_holds_every_figure_and_the_why(tmp_path: Path) -> None:
 
 
 def test_decision_records_never_overwrite_each_other(tmp_path: Path) -> None:
-    decision = retrain.decide(
+    decision = policy.decide(
         HEALTHY, CONFIG, champion_version=1, retrain=False, last_retrain=None, now=NOW
     )
     first = retrain.write_decision(decision, tmp_path)
@@ -139,7 +140,7 @@ def test_decision_records_never_overwrite_each_other(tmp_path: Path) -> None:
 
 
 def test_nan_figures_are_null_in_the_record(tmp_path: Path) -> None:
-    decision = retrain.decide(
+    decision = policy.decide(
         _with(auc=math.nan), CONFIG, champion_version=1, retrain=False, last_retrain=None, now=NOW
     )
     record = json.loads(retrain.write_decision(decision, tmp_path).read_text())
@@ -165,10 +166,29 @@ def _rows(n: int, start: int = 0) -> pd.DataFrame:
 
 def test_holdout_is_the_most_recent_production_rows() -> None:
     reference, production = _rows(100), _rows(50, start=1_000)
-    train, holdout = retrain.build_retraining_split(reference, production, 0.4)
+    split = retrain.build_retraining_split(reference, production, 0.4)
+    train, holdout = split.train, split.test
+    assert split.weights is None
     assert len(holdout) == 20 and len(train) == 130
     assert holdout["Age"].tolist() == list(range(1_030, 1_050))
     assert not set(holdout["Age"]) & set(train["Age"])
+
+
+def test_production_rows_weigh_production_weight_and_reference_rows_one() -> None:
+    reference, production = _rows(100), _rows(50, start=1_000)
+    split = retrain.build_retraining_split(reference, production, 0.4, production_weight=3.0)
+    assert split.weights is not None and len(split.weights) == len(split.train) == 130
+    is_production = (split.train["Age"] >= 1_000).to_numpy()
+    assert (split.weights[is_production] == 3.0).all()
+    assert (split.weights[~is_production] == 1.0).all()
+
+
+def test_weights_follow_the_production_rows_left_after_holdout_repeats() -> None:
+    reference, production = _rows(100), _rows(50, start=1_000)
+    production.loc[0, "Age"] = 1_049.0  # an older row repeats the newest (holdout) applicant
+    split = retrain.build_retraining_split(reference, production, 0.4, production_weight=2.0)
+    assert split.weights is not None
+    assert len(split.train) == 129 and split.weights.sum() == 100 + 2.0 * 29
 
 
 def test_too_few_production_rows_are_refused() -> None:

@@ -11,12 +11,30 @@ from typing import Any
 import pytest
 
 from creditops import registry
+from creditops.config import Settings
 from creditops.errors import MonitorError, SimulationError
 from creditops.monitoring.run import run_monitor
+from creditops.retraining.policy import TriggerDecision
 from creditops.retraining.run import run_check
 from creditops.simulation.run import run_simulation
+from creditops.simulation.scenarios import generate_traffic
+from creditops.simulation.sender import send_traffic
 from creditops.training.run import run_training
+from creditops.training.sections import TrainingSections
 from support import TINY_TRAIN, make_settings
+
+
+def _check(settings: Settings) -> TriggerDecision:
+    """``creditops check --retrain``: ``run_check`` with its sections and the others' values."""
+    return run_check(
+        settings.check,
+        settings.promote,
+        TrainingSections.from_settings(settings),
+        retrain=True,
+        store_url=settings.serve.store_url,
+        window_rows=settings.monitor.window_rows,
+        reports_dir=settings.monitor.reports_dir,
+    )
 
 
 @pytest.mark.slow
@@ -28,13 +46,19 @@ def test_concept_traffic_fires_the_trigger_and_retrains(tmp_path: Path, start_se
         monitor={"window_rows": 400, "min_rows": 100, "min_labelled_rows": 100},
         check={"cooldown_minutes": 60},
     )
-    report = run_training(settings, show_progress=False)
+    report = run_training(TrainingSections.from_settings(settings), show_progress=False)
     client = registry.connect(settings.mlflow)
     assert registry.promote(client, settings.mlflow, settings.promote).promoted
     champion = registry.resolve_alias(client, settings.mlflow.registered_model)
 
     with pytest.raises(MonitorError, match="no rows"):
-        run_monitor(settings, log_run=False)
+        run_monitor(
+            settings.monitor,
+            settings.mlflow,
+            store_url=settings.serve.store_url,
+            drift_share=settings.check.min_drift_share,
+            log_run=False,
+        )
 
     server = start_server(settings)
     server.wait_ready()
@@ -44,18 +68,23 @@ def test_concept_traffic_fires_the_trigger_and_retrains(tmp_path: Path, start_se
         simulate={**settings.simulate.model_dump(), "service_url": server.url},
         monitor=settings.monitor.model_dump(mode="json"),
     )
-    summary = run_simulation(live, "concept", show_progress=False)
+    summary = run_simulation(live.simulate, live.mlflow, live.data, "concept", show_progress=False)
     assert (summary.scored, summary.refused, summary.feedback_failed) == (400, 0, 0)
     assert summary.model_versions == {champion.version: 400}
 
-    result = run_monitor(live)
+    result = run_monitor(
+        live.monitor,
+        live.mlflow,
+        store_url=live.serve.store_url,
+        drift_share=live.check.min_drift_share,
+    )
     assert result.rows == 400 and result.labelled_rows == 400
     assert result.quality is not None and result.auc_drop is not None
     assert Path(result.reports["drift_html"]).is_file()
     assert (settings.monitor.reports_dir / "monitor-latest.json").is_file()
     assert result.run_id
 
-    decision = run_check(live, retrain=True)
+    decision = _check(live)
     assert decision.fired and decision.action == "retrain", decision.log_line()
     assert decision.retrain is not None
     assert decision.retrain.challenger_version > report.challenger_version
@@ -64,17 +93,15 @@ def test_concept_traffic_fires_the_trigger_and_retrains(tmp_path: Path, start_se
 
     # a second check right away is held back by the cooldown
     if not decision.retrain.promoted:
-        again = run_check(live, retrain=True)
+        again = _check(live)
         assert again.action == "cooldown"
     server.terminate()
 
 
 def test_simulating_against_no_server_is_one_clear_error(tmp_path: Path) -> None:
-    from creditops.simulation import run as simulate
-
     settings = make_settings(tmp_path, simulate={"service_url": "http://127.0.0.1:9"})
-    traffic = simulate.generate_traffic("original", None, settings.simulate, 5, seed=0)
+    traffic = generate_traffic("original", None, settings.simulate, 5, seed=0)
     import asyncio
 
     with pytest.raises(SimulationError, match="unreachable"):
-        asyncio.run(simulate.send_traffic(traffic, settings.simulate, 0))
+        asyncio.run(send_traffic(traffic, settings.simulate, 0))

@@ -14,12 +14,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from creditops import schema
-from creditops.serving.store import (
-    FRAME_COLUMNS,
-    InferenceLogWriter,
-    InferenceStore,
-    OutcomeResult,
-)
+from creditops.serving.log_writer import InferenceLogWriter
+from creditops.serving.store import FRAME_COLUMNS, InferenceStore, OutcomeResult
 
 
 def make_row(moment: datetime | None = None, **features: Any) -> dict[str, Any]:

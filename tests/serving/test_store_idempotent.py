@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from test_store import make_row
 
-from creditops.serving.store import InferenceLogWriter, InferenceStore
+from creditops.serving.log_writer import InferenceLogWriter
+from creditops.serving.store import InferenceStore
 
 
 class LostAcknowledgementStore(InferenceStore):

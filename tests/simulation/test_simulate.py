@@ -11,29 +11,31 @@ import pandas as pd
 import pytest
 
 from creditops import schema
-from creditops.config import SimulateConfig
+from creditops.config import SCENARIOS, SimulateConfig
 from creditops.data import Dataset, split_dataset
 from creditops.errors import SimulationError
-from creditops.monitoring.run import feature_psi
-from creditops.simulation import run as simulate
+from creditops.monitoring.psi import feature_psi
+from creditops.simulation import scenarios, sender
 
 CONFIG = SimulateConfig()
 
 
 @pytest.fixture(scope="module")
-def source(credit_dataset: Dataset) -> simulate.ScenarioSource:
+def source(credit_dataset: Dataset) -> scenarios.ScenarioSource:
     split = split_dataset(credit_dataset, 0.2, 42)
-    _, tail = simulate.ordered_halves(credit_dataset.frame)
-    return simulate.ScenarioSource(unseen=split.test, tail=simulate.exclude_rows(tail, split.train))
+    _, tail = scenarios.ordered_halves(credit_dataset.frame)
+    return scenarios.ScenarioSource(
+        unseen=split.test, tail=scenarios.exclude_rows(tail, split.train)
+    )
 
 
-@pytest.mark.parametrize("scenario", simulate.SCENARIOS)
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_generators_are_deterministic_by_seed(
-    source: simulate.ScenarioSource, scenario: str
+    source: scenarios.ScenarioSource, scenario: str
 ) -> None:
-    first = simulate.generate_traffic(scenario, source, CONFIG, 300, seed=3)
-    again = simulate.generate_traffic(scenario, source, CONFIG, 300, seed=3)
-    other = simulate.generate_traffic(scenario, source, CONFIG, 300, seed=4)
+    first = scenarios.generate_traffic(scenario, source, CONFIG, 300, seed=3)
+    again = scenarios.generate_traffic(scenario, source, CONFIG, 300, seed=3)
+    other = scenarios.generate_traffic(scenario, source, CONFIG, 300, seed=4)
     pd.testing.assert_frame_equal(first.features, again.features)
     if first.outcomes is not None:
         assert again.outcomes is not None
@@ -41,32 +43,32 @@ def test_generators_are_deterministic_by_seed(
     assert not first.features.equals(other.features)
 
 
-@pytest.mark.parametrize("scenario", simulate.SCENARIOS)
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_generated_row_satisfies_the_contract(
-    source: simulate.ScenarioSource, scenario: str
+    source: scenarios.ScenarioSource, scenario: str
 ) -> None:
-    traffic = simulate.generate_traffic(scenario, source, CONFIG, 500, seed=1)
+    traffic = scenarios.generate_traffic(scenario, source, CONFIG, 500, seed=1)
     assert list(traffic.features.columns) == list(schema.FEATURES)
     assert len(traffic) == 500
     assert schema.validate_rows(traffic.features) == []
 
 
-def test_none_keeps_every_marginal_of_its_source(source: simulate.ScenarioSource) -> None:
-    traffic = simulate.generate_traffic("none", source, CONFIG, 2_000, seed=0)
+def test_none_keeps_every_marginal_of_its_source(source: scenarios.ScenarioSource) -> None:
+    traffic = scenarios.generate_traffic("none", source, CONFIG, 2_000, seed=0)
     psi = feature_psi(source.unseen, traffic.features, bins=10)
     assert max(psi.values()) < 0.05, psi
 
 
-def test_none_outcomes_follow_the_real_labels(source: simulate.ScenarioSource) -> None:
-    traffic = simulate.generate_traffic("none", source, SimulateConfig(jitter=0.0), 1_000, seed=0)
+def test_none_outcomes_follow_the_real_labels(source: scenarios.ScenarioSource) -> None:
+    traffic = scenarios.generate_traffic("none", source, SimulateConfig(jitter=0.0), 1_000, seed=0)
     assert traffic.outcomes is not None
     real = (source.unseen[schema.TARGET] == "bad").mean()
     assert abs(traffic.outcomes.mean() - real) < 0.02
 
 
-def test_covariate_shifts_the_applicant_mix(source: simulate.ScenarioSource) -> None:
-    base = simulate.generate_traffic("none", source, CONFIG, 2_000, seed=0).features
-    shifted = simulate.generate_traffic("covariate", source, CONFIG, 2_000, seed=0).features
+def test_covariate_shifts_the_applicant_mix(source: scenarios.ScenarioSource) -> None:
+    base = scenarios.generate_traffic("none", source, CONFIG, 2_000, seed=0).features
+    shifted = scenarios.generate_traffic("covariate", source, CONFIG, 2_000, seed=0).features
     ratio = shifted["Income"].median() / base["Income"].median()
     assert 0.5 < ratio < 0.7
     assert shifted["Age"].mean() - base["Age"].mean() > 6
@@ -74,14 +76,14 @@ def test_covariate_shifts_the_applicant_mix(source: simulate.ScenarioSource) -> 
     assert shifted["Amount"].mean() > 1.2 * base["Amount"].mean()
 
 
-def test_concept_turns_goods_bad_only_inside_the_segment(source: simulate.ScenarioSource) -> None:
+def test_concept_turns_goods_bad_only_inside_the_segment(source: scenarios.ScenarioSource) -> None:
     config = SimulateConfig(jitter=0.0, concept_flip_share=0.5)
-    concept = simulate.generate_traffic("concept", source, config, 2_000, seed=0)
+    concept = scenarios.generate_traffic("concept", source, config, 2_000, seed=0)
     assert concept.outcomes is not None
     owners = (concept.features["Home"] == "owner").to_numpy()
     # the same seed and stream draw the same applicants with their real labels
-    rng = np.random.default_rng([0, simulate.SCENARIOS.index("concept")])
-    rows = simulate.resample_rows(source.unseen, 2_000, rng)
+    rng = np.random.default_rng([0, SCENARIOS.index("concept")])
+    rows = scenarios.resample_rows(source.unseen, 2_000, rng)
     real = (rows[schema.TARGET] == "bad").to_numpy().astype(int)
     np.testing.assert_array_equal(concept.outcomes[~owners], real[~owners])
     assert (concept.outcomes[owners] >= real[owners]).all()
@@ -90,29 +92,29 @@ def test_concept_turns_goods_bad_only_inside_the_segment(source: simulate.Scenar
 
 def test_original_outcomes_give_the_configured_accuracy() -> None:
     declined = np.random.default_rng(0).random(20_000) < 0.3
-    outcomes = simulate.original_outcomes(declined, 0.5, seed=1)
+    outcomes = scenarios.original_outcomes(declined, 0.5, seed=1)
     assert np.mean(outcomes == declined) == pytest.approx(0.5, abs=0.02)
-    exact = simulate.original_outcomes(declined, 1.0, seed=1)
+    exact = scenarios.original_outcomes(declined, 1.0, seed=1)
     np.testing.assert_array_equal(exact, declined.astype(int))
 
 
 def test_feedback_plan_splits_now_late_and_never() -> None:
-    plan = simulate.plan_feedback(10_000, SimulateConfig(late_share=0.2, never_share=0.1), seed=0)
+    plan = scenarios.plan_feedback(10_000, SimulateConfig(late_share=0.2, never_share=0.1), seed=0)
     assert len(plan.never) / 10_000 == pytest.approx(0.1, abs=0.015)
     assert len(plan.late) / 10_000 == pytest.approx(0.2, abs=0.015)
     assert len(plan.now) + len(plan.late) + len(plan.never) == 10_000
 
 
-def test_unknown_scenario_is_refused(source: simulate.ScenarioSource) -> None:
+def test_unknown_scenario_is_refused(source: scenarios.ScenarioSource) -> None:
     with pytest.raises(SimulationError, match="unknown scenario 'drifty'"):
-        simulate.generate_traffic("drifty", source, CONFIG, 10, seed=0)
+        scenarios.generate_traffic("drifty", source, CONFIG, 10, seed=0)
 
 
 def test_ordered_tail_leaves_out_rows_the_model_trained_on(credit_dataset: Dataset) -> None:
-    head, tail = simulate.ordered_halves(credit_dataset.frame)
+    head, tail = scenarios.ordered_halves(credit_dataset.frame)
     assert len(head) + len(tail) == len(credit_dataset.frame)
-    assert simulate.exclude_rows(tail, tail.iloc[:100]).shape[0] <= len(tail) - 100
-    assert len(simulate.exclude_rows(tail, head)) >= len(tail) - 5  # a few duplicate rows at most
+    assert scenarios.exclude_rows(tail, tail.iloc[:100]).shape[0] <= len(tail) - 100
+    assert len(scenarios.exclude_rows(tail, head)) >= len(tail) - 5  # a few duplicate rows at most
 
 
 # --- the sender, on an in-process service -----------------------------------------------
@@ -153,17 +155,17 @@ class FakeService:
         return httpx.Response(404)
 
 
-def _send(traffic: simulate.Traffic, service: Any, **config: Any) -> simulate.SimulationSummary:
+def _send(traffic: scenarios.Traffic, service: Any, **config: Any) -> sender.SimulationSummary:
     import asyncio
 
     settings = SimulateConfig(concurrency=4, batch_rows=7, late_seconds=0.0, **config)
     return asyncio.run(
-        simulate.send_traffic(traffic, settings, 5, transport=httpx.MockTransport(service))
+        sender.send_traffic(traffic, settings, 5, transport=httpx.MockTransport(service))
     )
 
 
-def test_traffic_is_scored_and_every_outcome_posted(source: simulate.ScenarioSource) -> None:
-    traffic = simulate.generate_traffic("none", source, CONFIG, 50, seed=0)
+def test_traffic_is_scored_and_every_outcome_posted(source: scenarios.ScenarioSource) -> None:
+    traffic = scenarios.generate_traffic("none", source, CONFIG, 50, seed=0)
     service = FakeService()
     summary = _send(traffic, service)
     assert (summary.scored, summary.refused, summary.feedback_now) == (50, 0, 50)
@@ -173,8 +175,8 @@ def test_traffic_is_scored_and_every_outcome_posted(source: simulate.ScenarioSou
     assert all(v is None or isinstance(v, int | float | str) for v in service.scored[0].values())
 
 
-def test_late_and_never_outcomes(source: simulate.ScenarioSource) -> None:
-    traffic = simulate.generate_traffic("none", source, CONFIG, 200, seed=0)
+def test_late_and_never_outcomes(source: scenarios.ScenarioSource) -> None:
+    traffic = scenarios.generate_traffic("none", source, CONFIG, 200, seed=0)
     service = FakeService()
     summary = _send(traffic, service, late_share=0.3, never_share=0.2)
     assert summary.feedback_never > 0 and summary.feedback_late > 0
@@ -182,22 +184,22 @@ def test_late_and_never_outcomes(source: simulate.ScenarioSource) -> None:
     assert len(service.feedback) + summary.feedback_never == 200
 
 
-def test_original_outcomes_follow_the_decisions(source: simulate.ScenarioSource) -> None:
-    traffic = simulate.generate_traffic("original", None, CONFIG, 400, seed=0)
+def test_original_outcomes_follow_the_decisions(source: scenarios.ScenarioSource) -> None:
+    traffic = scenarios.generate_traffic("original", None, CONFIG, 400, seed=0)
     summary = _send(traffic, FakeService(), accuracy=1.0)
     assert summary.accuracy == 1.0
 
 
-def test_feedback_for_unknown_ids_is_counted_as_failed(source: simulate.ScenarioSource) -> None:
-    traffic = simulate.generate_traffic("none", source, CONFIG, 20, seed=0)
+def test_feedback_for_unknown_ids_is_counted_as_failed(source: scenarios.ScenarioSource) -> None:
+    traffic = scenarios.generate_traffic("none", source, CONFIG, 20, seed=0)
     summary = _send(traffic, FakeService(unknown_feedback=True))
     assert summary.feedback_failed == 20
 
 
-def test_unreachable_service_is_one_clear_error(source: simulate.ScenarioSource) -> None:
+def test_unreachable_service_is_one_clear_error(source: scenarios.ScenarioSource) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    traffic = simulate.generate_traffic("none", source, CONFIG, 5, seed=0)
+    traffic = scenarios.generate_traffic("none", source, CONFIG, 5, seed=0)
     with pytest.raises(SimulationError, match=r"unreachable.*creditops serve"):
         _send(traffic, refuse)

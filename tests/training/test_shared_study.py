@@ -41,11 +41,13 @@ def test_two_local_workers_share_the_budget_and_register_one_best_model(
     tmp_path: Path, postgres_database: str
 ) -> None:
     from creditops.training.run import run_training
+    from creditops.training.sections import TrainingSections
 
     settings = make_settings(
         tmp_path, train={**SEARCH, "workers": 2, "study_storage": postgres_database}
     )
-    report = run_training(settings, show_progress=False, study="two-workers")
+    sections = TrainingSections.from_settings(settings)
+    report = run_training(sections, show_progress=False, study="two-workers")
     for family in SEARCH["families"]:
         # every trial number of the budget completed once: none lost, none extra
         assert complete_numbers(postgres_database, "two-workers", family) == [0, 1, 2, 3]
@@ -75,7 +77,7 @@ def test_joined_processes_split_the_budget_exactly(tmp_path: Path, postgres_data
         client.get_experiment_by_name(settings.mlflow.experiment).experiment_id
     )
     shared = SharedStudy("joined", postgres_database)
-    budgets = create_studies(settings, shared, frame_hash(split.train), parent.info.run_id)
+    budgets = create_studies(settings.train, shared, frame_hash(split.train), parent.info.run_id)
     close_storages()
     assert budgets == {"logreg": 6, "lightgbm": 6}
     config = tmp_path / "creditops.toml"

@@ -16,6 +16,7 @@ from creditops.config import PromoteConfig, Settings
 from creditops.data import Dataset
 from creditops.errors import NoChampionError, RegistryError, TrackingError, TrainingError
 from creditops.training.run import run_training
+from creditops.training.sections import TrainingSections
 from support import TINY_TRAIN, make_settings
 
 pytestmark = pytest.mark.slow
@@ -68,7 +69,8 @@ def test_finalists_carry_metrics_figures_card_and_fairness(
             "figures/confusion_matrix.png",
             "figures/feature_importance.png",
         }
-        card = mlflow.artifacts.load_text(f"runs:/{finalist.run_id}/model_card.md")
+        with client.fluent():
+            card = mlflow.artifacts.load_text(f"runs:/{finalist.run_id}/model_card.md")
         assert finalist.family in card and "threshold" in card
 
 
@@ -108,7 +110,8 @@ def test_champion_loaded_by_alias_uri_predicts_as_before_logging(
     )
     X = credit_dataset.features
     np.testing.assert_allclose(by_alias.predict_proba(X), refit.predict_proba(X), rtol=0, atol=1e-9)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.mlflow.registered_model}@champion")
+    with client.fluent():
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.mlflow.registered_model}@champion")
     np.testing.assert_allclose(
         np.asarray(pyfunc.predict(X.head(50)))[:, 1],
         refit.predict_proba(X.head(50))[:, 1],
@@ -156,12 +159,12 @@ def test_gate_moves_aliases_and_rollback(tmp_path: Path, credit_dataset: Dataset
     name = settings.mlflow.registered_model
     with pytest.raises(NoChampionError, match="run `creditops promote` first"):
         registry.resolve_alias(client, name)
-    first = run_training(settings, show_progress=False)
+    first = run_training(TrainingSections.from_settings(settings), show_progress=False)
     decision = registry.promote(client, settings.mlflow, settings.promote)
     assert decision.promoted and decision.champion_version is None
     assert registry.resolve_alias(client, name).version == first.challenger_version
     # a second run of the same config ties the champion: the margin keeps it
-    second = run_training(settings, show_progress=False)
+    second = run_training(TrainingSections.from_settings(settings), show_progress=False)
     decision = registry.promote(client, settings.mlflow, settings.promote)
     assert not decision.promoted
     assert decision.challenger_auc == pytest.approx(decision.champion_auc or 0, abs=1e-9)
@@ -191,7 +194,7 @@ def test_rollback_without_previous(tmp_path: Path) -> None:
         tmp_path, train={**TINY_TRAIN, "families": ["logreg"], "trials_per_family": 1}
     )
     client = registry.connect(settings.mlflow)
-    run_training(settings, show_progress=False)
+    run_training(TrainingSections.from_settings(settings), show_progress=False)
     registry.promote(client, settings.mlflow, settings.promote)
     with pytest.raises(RegistryError, match="no 'previous' version"):
         registry.rollback(client, settings.mlflow.registered_model)
@@ -208,7 +211,7 @@ def test_failed_logging_registers_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     # the edge nothing real can fake on demand: the artifact store failing mid-run
     monkeypatch.setattr(mlflow.sklearn, "log_model", broken_log_model)
     with pytest.raises(OSError, match="disk full"):
-        run_training(settings, show_progress=False)
+        run_training(TrainingSections.from_settings(settings), show_progress=False)
     client = registry.connect(settings.mlflow)
     assert registry.list_versions(client, settings.mlflow.registered_model) == []
     assert (
@@ -227,20 +230,19 @@ def test_grid_search_runs_the_whole_grid(tmp_path: Path) -> None:
             "grid": {"logreg": {"C": [0.1, 1.0, 3.0]}},
         },
     )
-    report = run_training(settings, show_progress=False)
+    report = run_training(TrainingSections.from_settings(settings), show_progress=False)
     assert report.finalists[0].trials == 3
 
 
 def test_malformed_and_unreachable_tracking_uris(tmp_path: Path) -> None:
     with pytest.raises(TrackingError, match="malformed"):
-        run_training(
-            make_settings(tmp_path, mlflow={"tracking_uri": "sqlit:/x"}), show_progress=False
-        )
+        malformed = make_settings(tmp_path, mlflow={"tracking_uri": "sqlit:/x"})
+        run_training(TrainingSections.from_settings(malformed), show_progress=False)
     unreachable = make_settings(
         tmp_path, mlflow={"tracking_uri": "http://127.0.0.1:9", "request_timeout_seconds": 2}
     )
     with pytest.raises(TrackingError, match=re.escape("http://127.0.0.1:9")):
-        run_training(unreachable, show_progress=False)
+        run_training(TrainingSections.from_settings(unreachable), show_progress=False)
 
 
 def test_empty_grid_is_refused(tmp_path: Path) -> None:
@@ -248,4 +250,4 @@ def test_empty_grid_is_refused(tmp_path: Path) -> None:
         tmp_path, train={"families": ["logreg"], "search": "grid", "grid": {"logreg": {"C": []}}}
     )
     with pytest.raises(TrainingError, match="empty"):
-        run_training(settings, show_progress=False)
+        run_training(TrainingSections.from_settings(settings), show_progress=False)

@@ -1,20 +1,22 @@
-"""Batch scoring on a Dask distributed cluster: ``creditops score ... --dask ADDRESS``.
+"""Where the chunks are scored: this process, or a Dask distributed cluster, behind one interface.
 
-The unit of work is the single-process engine's: :func:`creditops.batch.score_chunk`
+An :class:`Engine` maps the unit of work, :func:`creditops.batch.chunks.score_chunk`
 (validate a chunk, score its valid rows with the compiled scorer, describe the
-others' broken rules). This process reads the input in chunks, as
-``creditops score`` does, submits each chunk to the cluster and writes the
-results back in input order, so the output files are the same as a
-single-process run's, row for row; the scoring, the costly part (above all
-the reasons' contributions), runs on the workers.
+others' broken rules), over the input's numbered chunks and yields the results
+in input order, so the output files are the same whichever engine ran, row for
+row. :func:`open_engine` picks one from an address: empty for
+:class:`LocalEngine` (this process, its threads), a scheduler address or
+``local`` / ``local:N`` for :class:`DaskEngine` (``creditops score ... --dask
+ADDRESS``).
 
-The fitted pipeline is sent to every worker once (``Client.scatter(...,
-broadcast=True)``); each worker process compiles and checks it on its first
-chunk and keeps it for the next ones (:data:`MODEL_LOADS` counts the compilations
-in a process). Workers need creditops installed, not access to the MLflow store.
-
-At most ``2 x`` the cluster's threads chunks are in flight, so this process
-holds a bounded number of chunks whatever the file's size.
+On Dask this process still reads the input and writes the results; the
+scoring, the costly part (above all the reasons' contributions), runs on the
+workers. The fitted pipeline is sent to every worker once
+(``Client.scatter(..., broadcast=True)``); each worker process compiles and
+checks it on its first chunk and keeps it for the next ones (:data:`MODEL_LOADS`
+counts the compilations in a process). Workers need creditops installed, not
+access to the MLflow store. At most ``2 x`` the cluster's threads chunks are in
+flight, so this process holds a bounded number of chunks whatever the file's size.
 """
 
 from __future__ import annotations
@@ -24,20 +26,70 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-from creditops.batch.run import ChunkResult, NumberedChunk, ReasonPolicy, score_chunk
+from creditops.batch.chunks import ChunkResult, NumberedChunk, ReasonPolicy, score_chunk
 from creditops.errors import BatchEngineError, CreditOpsError
-from creditops.registry import ModelRef
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from creditops.inference.scorer import LoadedModel
+    from creditops.registry import ModelRef
+    from distributed import Client, Future
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 
-_MODELS: dict[str, Any] = {}
+_MODELS: dict[str, LoadedModel] = {}
 _LOCK = threading.Lock()
 MODEL_LOADS = 0
 """Compiled models prepared in this process (read on each worker by the tests)."""
+
+
+class Engine(Protocol):
+    """Scores numbered chunks with one model; the results come back in input order."""
+
+    def score(
+        self, model: LoadedModel, chunks: Iterable[NumberedChunk], *, reasons: ReasonPolicy
+    ) -> Iterator[ChunkResult]:
+        """:func:`~creditops.batch.chunks.score_chunk` of each chunk, in the chunks' order."""
+        ...
+
+
+class LocalEngine:
+    """Scores the chunks one after the other in this process, each on ``threads`` threads."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def score(
+        self, model: LoadedModel, chunks: Iterable[NumberedChunk], *, reasons: ReasonPolicy
+    ) -> Iterator[ChunkResult]:
+        """Each chunk scored with ``model`` as it is read."""
+        for chunk in chunks:
+            yield score_chunk(model, chunk, reasons=reasons, threads=self.threads)
+
+
+@contextlib.contextmanager
+def open_engine(address: str, threads: int) -> Iterator[Engine]:
+    """The engine of ``address`` for one run: this process when empty, else a Dask cluster.
+
+    Args:
+        address: a Dask scheduler address, ``local`` / ``local:N`` for N local
+            worker processes, or empty for this process.
+        threads: the threads this process scores a chunk with (local engine only).
+
+    Raises:
+        BatchEngineError: the scheduler cannot be reached, or the local cluster
+            cannot start.
+    """
+    if not address:
+        yield LocalEngine(threads)
+        return
+    with DaskEngine.connect(address) as engine:
+        yield engine
 
 
 def model_loads() -> int:
@@ -46,7 +98,7 @@ def model_loads() -> int:
 
 
 def _score_on_worker(
-    model_key: str, ref: ModelRef, pipeline: Any, chunk: NumberedChunk, reasons: ReasonPolicy
+    model_key: str, ref: ModelRef, pipeline: Pipeline, chunk: NumberedChunk, reasons: ReasonPolicy
 ) -> ChunkResult:
     """Runs on a worker: the chunk scored with this process's copy of the model."""
     global MODEL_LOADS
@@ -82,7 +134,7 @@ def parse_local(address: str) -> int | None:
 class DaskEngine:
     """A connected Dask client that scores chunks in input order."""
 
-    def __init__(self, client: Any, address: str) -> None:
+    def __init__(self, client: Client, address: str) -> None:
         self.client = client
         self.address = address
 
@@ -125,29 +177,24 @@ class DaskEngine:
             yield cls(client, address)
 
     def score(
-        self,
-        ref: ModelRef,
-        pipeline: Any,
-        chunks: Iterable[NumberedChunk],
-        *,
-        reasons: ReasonPolicy,
+        self, model: LoadedModel, chunks: Iterable[NumberedChunk], *, reasons: ReasonPolicy
     ) -> Iterator[ChunkResult]:
-        """Score ``chunks`` on the cluster; the results come back in input order.
+        """Score ``chunks`` on the cluster with ``model``'s pipeline, in input order.
 
         Raises:
             BatchEngineError: the cluster has no worker, or a worker died.
         """
         client = self.client
-        threads = sum(client.nthreads().values())
+        threads = sum(client.nthreads().values())  # type: ignore[no-untyped-call]
         if threads == 0:
             raise BatchEngineError(f"the Dask cluster at {self.address} has no worker")
         try:
-            [shared] = client.scatter([pipeline], broadcast=True)
-            in_flight: deque[Any] = deque()
+            [shared] = client.scatter([model.pipeline], broadcast=True)  # type: ignore[no-untyped-call]
+            in_flight: deque[Future[ChunkResult]] = deque()
             for chunk in chunks:
                 in_flight.append(
                     client.submit(
-                        _score_on_worker, shared.key, ref, shared, chunk, reasons, pure=False
+                        _score_on_worker, shared.key, model.ref, shared, chunk, reasons, pure=False
                     )
                 )
                 while len(in_flight) >= 2 * threads:

@@ -17,17 +17,19 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from creditops import schema
+from creditops.aliases import CHALLENGER as CHALLENGER
+from creditops.aliases import CHAMPION as CHAMPION
+from creditops.aliases import PREVIOUS as PREVIOUS
 from creditops.config import MlflowConfig
 from creditops.errors import NoChampionError, RegistryError, first_line
 
 if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from sklearn.pipeline import Pipeline
+
     from creditops.tracking import TrackingClient
 
 log = logging.getLogger(__name__)
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PREVIOUS = "previous"
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,11 @@ class ModelRef:
 
     @property
     def model_uri(self) -> str:
+        """The registry URI of this version: ``models:/NAME/VERSION``."""
         return f"models:/{self.name}/{self.version}"
 
     def as_dict(self) -> dict[str, Any]:
+        """The reference as JSON-ready data, its model URI included."""
         out = asdict(self)
         out["aliases"] = list(self.aliases)
         out["model_uri"] = self.model_uri
@@ -67,7 +71,8 @@ def connect(config: MlflowConfig) -> TrackingClient:
     return connect_store(config)
 
 
-def _ref(client: TrackingClient, version: Any) -> ModelRef:
+def _ref(version: ModelVersion) -> ModelRef:
+    """A :class:`ModelRef` out of a registry version and its creditops tags."""
     tags = dict(version.tags or {})
     metrics = {}
     for key, value in tags.items():
@@ -103,7 +108,7 @@ def get_version(client: TrackingClient, name: str, version: int) -> ModelRef:
         RegistryError: no such version.
     """
     try:
-        return _ref(client, client.get_model_version(name, str(version)))
+        return _ref(client.get_model_version(name, str(version)))
     except RegistryError:
         raise
     except Exception as exc:
@@ -123,7 +128,7 @@ def resolve_alias(client: TrackingClient, name: str, alias: str = CHAMPION) -> M
         if alias == CHAMPION:
             raise NoChampionError(name) from exc
         raise RegistryError(f"model {name!r} has no version with alias {alias!r}") from exc
-    return _ref(client, version)
+    return _ref(version)
 
 
 def find_alias(client: TrackingClient, name: str, alias: str) -> ModelRef | None:
@@ -143,7 +148,7 @@ def list_versions(client: TrackingClient, name: str) -> list[ModelRef]:
     refs = []
     for v in versions:
         # search results may omit aliases: read each version in full
-        refs.append(_ref(client, client.get_model_version(name, v.version)))
+        refs.append(_ref(client.get_model_version(name, v.version)))
     return sorted(refs, key=lambda r: r.version, reverse=True)
 
 
@@ -157,7 +162,7 @@ def register_version(
 def register_fitted(
     client: TrackingClient,
     name: str,
-    pipeline: Any,
+    pipeline: Pipeline,
     *,
     family: str,
     threshold: float,
@@ -193,12 +198,17 @@ def set_alias(client: TrackingClient, name: str, alias: str, version: int) -> No
     client.set_alias(name, alias, version)
 
 
-def load_pipeline(client: TrackingClient, ref: ModelRef) -> Any:
-    """The fitted sklearn pipeline of ``ref`` (downloaded from the store)."""
+def load_pipeline(client: TrackingClient, ref: ModelRef) -> Pipeline:
+    """The fitted sklearn pipeline of ``ref`` (downloaded from the store).
+
+    Raises:
+        RegistryError: the model cannot be loaded.
+    """
     try:
-        return client.load_sklearn_model(ref.model_uri)
+        pipeline: Pipeline = client.load_sklearn_model(ref.model_uri)
     except Exception as exc:
         raise RegistryError(f"cannot load {ref.model_uri}: {first_line(exc)}") from exc
+    return pipeline
 
 
 def load_training_frames(

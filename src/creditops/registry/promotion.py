@@ -4,6 +4,11 @@
 challenger and the champion, logs the decision with both numbers as an MLflow
 run named ``promote`` and moves the aliases when it passes; :func:`rollback`
 moves ``champion`` back to ``previous``.
+
+Every decision names the rule that decided it (:data:`GATE_RULES`):
+``undefined`` (no ROC AUC on the holdout), ``floor`` (below ``[promote]
+min_auc``, whatever the champion scores), ``no_champion``, ``margin`` (beats,
+or fails to beat, the champion by ``min_improvement``) or ``already_champion``.
 """
 
 from __future__ import annotations
@@ -52,9 +57,15 @@ class PromotionDecision:
     holdout_rows: int
     holdout_hash: str
     run_id: str = ""
+    # the gate rule that decided (one of GATE_RULES)
+    rule: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The decision as JSON-ready data."""
         return asdict(self)
+
+
+GATE_RULES = ("undefined", "floor", "no_champion", "margin", "already_champion")
 
 
 def decide_promotion(
@@ -65,27 +76,58 @@ def decide_promotion(
     Returns:
         Whether to promote, and a sentence with the numbers behind it.
     """
+    promoted, _, reason = gate_verdict(challenger_auc, champion_auc, config)
+    return promoted, reason
+
+
+def gate_verdict(
+    challenger_auc: float, champion_auc: float | None, config: PromoteConfig
+) -> tuple[bool, str, str]:
+    """The gate with the rule that decided: (promoted, rule, reason with the numbers).
+
+    The floor comes first: a challenger below ``min_auc`` is refused even when
+    it beats the champion on the same rows (the reason then says so).
+    """
     if not np.isfinite(challenger_auc):
-        return False, "challenger ROC AUC is undefined on the holdout (one class only?)"
-    if challenger_auc < config.min_auc:
         return (
             False,
-            f"challenger ROC AUC {challenger_auc:.4f} is below the minimum {config.min_auc:.4f}",
+            "undefined",
+            "challenger ROC AUC is undefined on the holdout (one class only?)",
         )
+    if challenger_auc < config.min_auc:
+        reason = (
+            f"challenger ROC AUC {challenger_auc:.4f} is below the minimum {config.min_auc:.4f} "
+            "([promote] min_auc, the floor)"
+        )
+        if champion_auc is not None and challenger_auc - champion_auc >= config.min_improvement:
+            reason += (
+                f"; it beats champion {champion_auc:.4f} by {challenger_auc - champion_auc:+.4f}: "
+                "the floor, not the margin, refused it"
+            )
+        return False, "floor", reason
     if champion_auc is None:
         return (
             True,
+            "no_champion",
             f"no champion yet; challenger ROC AUC {challenger_auc:.4f} >= minimum {config.min_auc:.4f}",
         )
     gain = challenger_auc - champion_auc
     if gain < config.min_improvement:
-        return False, (
-            f"challenger ROC AUC {challenger_auc:.4f} does not beat champion {champion_auc:.4f} "
-            f"by the margin {config.min_improvement:.4f} (gain {gain:+.4f})"
+        return (
+            False,
+            "margin",
+            (
+                f"challenger ROC AUC {challenger_auc:.4f} does not beat champion {champion_auc:.4f} "
+                f"by the margin {config.min_improvement:.4f} (gain {gain:+.4f})"
+            ),
         )
-    return True, (
-        f"challenger ROC AUC {challenger_auc:.4f} beats champion {champion_auc:.4f} "
-        f"by {gain:+.4f} >= margin {config.min_improvement:.4f}"
+    return (
+        True,
+        "margin",
+        (
+            f"challenger ROC AUC {challenger_auc:.4f} beats champion {champion_auc:.4f} "
+            f"by {gain:+.4f} >= margin {config.min_improvement:.4f}"
+        ),
     )
 
 
@@ -127,45 +169,54 @@ def promote(
     champion = find_alias(client, name, CHAMPION)
     if holdout is None:
         _, holdout = load_training_frames(client, challenger)
-    challenger_auc = score_auc(client, challenger, holdout)
-    if champion is not None and champion.version == challenger.version:
-        champion_auc: float | None = challenger_auc
-        promoted, reason = False, f"version {challenger.version} is already the champion"
-    else:
-        champion_auc = score_auc(client, champion, holdout) if champion is not None else None
-        promoted, reason = decide_promotion(challenger_auc, champion_auc, promote_config)
-    decision = _log_decision(
-        client,
-        context,
-        promote_config,
-        holdout,
-        PromotionDecision(
-            promoted=promoted,
-            reason=reason,
-            challenger_version=challenger.version,
-            challenger_auc=challenger_auc,
-            champion_version=champion.version if champion else None,
-            champion_auc=champion_auc,
-            min_auc=promote_config.min_auc,
-            min_improvement=promote_config.min_improvement,
-            holdout_rows=len(holdout),
-            holdout_hash="",
-        ),
-    )
-    if promoted:
+    verdict = _judge(client, challenger, champion, holdout, promote_config)
+    decision = _log_decision(client, context, promote_config, holdout, verdict)
+    if decision.promoted:
         if champion is not None:
             set_alias(client, name, PREVIOUS, champion.version)
         set_alias(client, name, CHAMPION, challenger.version)
     log.info(
-        "promotion %s: v%s (AUC %.4f) vs champion %s (AUC %s): %s",
-        "PASSED" if promoted else "refused",
-        challenger.version,
-        challenger_auc,
-        f"v{champion.version}" if champion else "none",
-        f"{champion_auc:.4f}" if champion_auc is not None else "-",
-        reason,
+        "promotion %s by rule %s: v%s (AUC %.4f) vs champion %s (AUC %s): %s",
+        "PASSED" if decision.promoted else "refused",
+        decision.rule,
+        decision.challenger_version,
+        decision.challenger_auc,
+        f"v{decision.champion_version}" if decision.champion_version is not None else "none",
+        f"{decision.champion_auc:.4f}" if decision.champion_auc is not None else "-",
+        decision.reason,
     )
     return decision
+
+
+def _judge(
+    client: TrackingClient,
+    challenger: ModelRef,
+    champion: ModelRef | None,
+    holdout: pd.DataFrame,
+    config: PromoteConfig,
+) -> PromotionDecision:
+    """Score both models on ``holdout`` and apply the gate (nothing logged, no alias moved)."""
+    challenger_auc = score_auc(client, challenger, holdout)
+    if champion is not None and champion.version == challenger.version:
+        champion_auc: float | None = challenger_auc
+        promoted, rule = False, "already_champion"
+        reason = f"version {challenger.version} is already the champion"
+    else:
+        champion_auc = score_auc(client, champion, holdout) if champion is not None else None
+        promoted, rule, reason = gate_verdict(challenger_auc, champion_auc, config)
+    return PromotionDecision(
+        promoted=promoted,
+        reason=reason,
+        challenger_version=challenger.version,
+        challenger_auc=challenger_auc,
+        champion_version=champion.version if champion else None,
+        champion_auc=champion_auc,
+        min_auc=config.min_auc,
+        min_improvement=config.min_improvement,
+        holdout_rows=len(holdout),
+        holdout_hash="",
+        rule=rule,
+    )
 
 
 def _log_decision(
@@ -188,6 +239,7 @@ def _log_decision(
         "verdict": "promoted" if decision.promoted else "kept",
         "challenger_version": str(decision.challenger_version),
         "champion_version": str(decision.champion_version or "none"),
+        "gate_rule": decision.rule,
     }
     with client.run(context, tags=tags) as run_id:
         client.log_values(

@@ -1,334 +1,72 @@
-"""The retraining trigger: a policy of pure functions, a decision record, the retraining run.
+"""The ``check`` stage: judge the latest monitoring figures, record the decision, retrain.
 
-The policy (``[check]`` config) fires when any rule fires:
+The rules and the action are :mod:`creditops.retraining.policy` (pure). Every
+decision is written as a JSON record under ``[check] decisions_dir`` and
+logged as one line with its figures. With retraining on, a fired trigger
+retrains unless the last retraining is younger than ``cooldown_minutes``:
+training data = the champion's reference rows + the labelled production rows,
+except the most recent ``holdout_share`` of them, which form the holdout on
+which the promotion gate compares challenger and champion.
 
-* ``f1``: F1 of the bad class on labelled traffic, at the champion's
-  threshold, is below ``min_f1``;
-* ``auc_drop``: the champion's test ROC AUC minus the labelled traffic's is
-  above ``max_auc_drop``;
-* ``drift_share``: Evidently's share of drifted features is at least
-  ``min_drift_share``;
-* ``psi``: the largest PSI (features and score) is at least ``psi_max``.
-
-A rule whose figure is unavailable (no labelled rows, a window too small)
-is skipped and says so. Every decision is written as a JSON record under
-``[check] decisions_dir`` and logged as one line with its figures. With
-retraining on, a fired trigger retrains unless the last retraining is
-younger than ``cooldown_minutes``: training data = the champion's reference
-rows + the labelled production rows, except the most recent
-``holdout_share`` of them, which form the holdout on which the promotion gate
-compares challenger and champion.
+The figures judged must be fresh (:mod:`creditops.retraining.freshness`): the
+latest monitor run completed, about the current champion, at most
+``max_figures_age_minutes`` old. A window read from a CSV file
+(``creditops monitor --current``) can alert but never drives a retraining:
+its rows are not in the inference log a retraining reads. The cooldown starts
+only once a retraining produced a challenger; a failed one is recorded in the
+decision (``retrain_error``) and its error raised.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from creditops import schema
-from creditops.config import CheckConfig
-from creditops.errors import MonitorError, TrainingError
-from creditops.records import format_figure, json_safe
+from creditops.config import CheckConfig, MlflowConfig, PromoteConfig
+from creditops.data import Split
+from creditops.errors import TrainingError
+from creditops.retraining.freshness import require_fresh_figures
+from creditops.retraining.policy import (
+    RetrainOutcome,
+    TriggerDecision,
+    decide,
+    figures_from_monitor,
+)
+from creditops.retraining.records import (
+    DECISION_LATEST,
+    LAST_RETRAIN,
+    mark_retrain,
+    read_last_retrain,
+    write_decision,
+)
+
+if TYPE_CHECKING:
+    from creditops.monitoring.result import MonitorResult
+    from creditops.registry import ModelRef, PromotionDecision
+    from creditops.tracking import TrackingClient
+    from creditops.training.run import TrainingReport
+    from creditops.training.sections import TrainingSections
 
 log = logging.getLogger(__name__)
 
-LAST_RETRAIN = "last-retrain.json"
-DECISION_LATEST = "decision-latest.json"
-
-
-@dataclass(frozen=True)
-class TriggerFigures:
-    """The figures the policy reads (``None`` = not available in this window)."""
-
-    rows: int
-    labelled_rows: int
-    f1: float | None = None
-    auc: float | None = None
-    training_auc: float | None = None
-    drift_share: float | None = None
-    max_psi: float | None = None
-    max_psi_column: str | None = None
-
-    @property
-    def auc_drop(self) -> float | None:
-        if self.auc is None or self.training_auc is None or not math.isfinite(self.auc):
-            return None
-        return self.training_auc - self.auc
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """One rule's verdict and the sentence that explains it."""
-
-    rule: str
-    fired: bool
-    value: float | None
-    limit: float
-    reason: str
-
-
-# --- the policy, pure ----------------------------------------------------------
-
-
-def _usable(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
-
-
-def rule_f1(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
-    """Fires when labelled F1 (bad class) is below ``min_f1``."""
-    if not _usable(figures.f1):
-        return RuleResult("f1", False, None, config.min_f1, "F1 skipped: too few labelled rows")
-    assert figures.f1 is not None
-    fired = figures.f1 < config.min_f1
-    relation = "<" if fired else ">="
-    return RuleResult(
-        "f1",
-        fired,
-        figures.f1,
-        config.min_f1,
-        f"F1 {figures.f1:.4f} {relation} min_f1 {config.min_f1:.4f}",
-    )
-
-
-def rule_auc_drop(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
-    """Fires when ROC AUC fell more than ``max_auc_drop`` below the champion's test figure."""
-    drop = figures.auc_drop
-    if drop is None:
-        return RuleResult(
-            "auc_drop",
-            False,
-            None,
-            config.max_auc_drop,
-            "ROC AUC drop skipped: no labelled AUC or no training AUC",
-        )
-    fired = drop > config.max_auc_drop
-    relation = ">" if fired else "<="
-    return RuleResult(
-        "auc_drop",
-        fired,
-        drop,
-        config.max_auc_drop,
-        f"ROC AUC {figures.auc:.4f} vs training {figures.training_auc:.4f}: "
-        f"drop {drop:+.4f} {relation} "
-        f"max_auc_drop {config.max_auc_drop:.4f}",
-    )
-
-
-def rule_drift_share(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
-    """Fires when the share of drifted features reaches ``min_drift_share``."""
-    if not _usable(figures.drift_share):
-        return RuleResult(
-            "drift_share",
-            False,
-            None,
-            config.min_drift_share,
-            "drift share skipped: window too small",
-        )
-    assert figures.drift_share is not None
-    fired = figures.drift_share >= config.min_drift_share
-    relation = ">=" if fired else "<"
-    return RuleResult(
-        "drift_share",
-        fired,
-        figures.drift_share,
-        config.min_drift_share,
-        f"drifted share {figures.drift_share:.3f} {relation} "
-        f"min_drift_share {config.min_drift_share:.3f}",
-    )
-
-
-def rule_psi(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
-    """Fires when any PSI (a feature's or the score's) reaches ``psi_max``."""
-    if not _usable(figures.max_psi):
-        return RuleResult("psi", False, None, config.psi_max, "PSI skipped: window too small")
-    assert figures.max_psi is not None
-    fired = figures.max_psi >= config.psi_max
-    relation = ">=" if fired else "<"
-    return RuleResult(
-        "psi",
-        fired,
-        figures.max_psi,
-        config.psi_max,
-        f"largest PSI {figures.max_psi:.3f} ({figures.max_psi_column}) {relation} "
-        f"psi_max {config.psi_max:.3f}",
-    )
-
-
-RULES = (rule_f1, rule_auc_drop, rule_drift_share, rule_psi)
-
-
-def evaluate_rules(figures: TriggerFigures, config: CheckConfig) -> list[RuleResult]:
-    """Every rule's verdict, in a fixed order."""
-    return [rule(figures, config) for rule in RULES]
-
-
-def cooldown_remaining(
-    last_retrain: datetime | None, now: datetime, cooldown_minutes: float
-) -> float:
-    """Minutes left before another retraining may start (0 when free)."""
-    if last_retrain is None:
-        return 0.0
-    left = last_retrain + timedelta(minutes=cooldown_minutes) - now
-    return max(left.total_seconds() / 60.0, 0.0)
-
-
-def decide_action(fired: bool, retrain: bool, cooldown_left: float) -> str:
-    """``none`` | ``alert`` (fired, retraining off) | ``cooldown`` | ``retrain``."""
-    if not fired:
-        return "none"
-    if not retrain:
-        return "alert"
-    return "cooldown" if cooldown_left > 0 else "retrain"
-
-
-def figures_from_monitor(result: Any) -> TriggerFigures:
-    """The policy's figures out of a :class:`creditops.monitor.MonitorResult`."""
-    quality = result.quality or {}
-    worst = result.max_psi
-    return TriggerFigures(
-        rows=result.rows,
-        labelled_rows=result.labelled_rows,
-        f1=quality.get("f1_bad"),
-        auc=quality.get("roc_auc"),
-        training_auc=result.training.get("test_roc_auc"),
-        drift_share=result.drift_share,
-        max_psi=worst[1] if worst else None,
-        max_psi_column=worst[0] if worst else None,
-    )
-
-
-# --- the decision record ----------------------------------------------------------
-
-
-@dataclass
-class RetrainOutcome:
-    """What a retraining run produced and what the gate said."""
-
-    training_run_id: str
-    challenger_version: int
-    promoted: bool
-    reason: str
-    challenger_auc: float
-    champion_auc: float | None
-    train_rows: int
-    production_rows: int
-    holdout_rows: int
-    seconds: float
-
-
-@dataclass
-class TriggerDecision:
-    """The trigger's verdict with every figure behind it."""
-
-    created_at: str
-    champion_version: int
-    fired: bool
-    action: str
-    reasons: list[str]
-    rules: list[dict[str, Any]]
-    figures: dict[str, Any]
-    cooldown_minutes_left: float
-    monitor_run_id: str = ""
-    retrain: RetrainOutcome | None = None
-    record_path: str = ""
-    messages: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        safe: dict[str, Any] = json_safe(data)
-        return safe
-
-    def log_line(self) -> str:
-        figures = ", ".join(f"{r['rule']}={format_figure(r['value'])}/{r['limit']:g}" for r in self.rules)
-        why = "; ".join(self.reasons) or "no rule fired"
-        verdict = "FIRED" if self.fired else "quiet"
-        line = f"check v{self.champion_version}: {verdict} -> {self.action} ({figures}): {why}"
-        if self.retrain is not None:
-            r = self.retrain
-            line += (
-                f"; retrained v{r.challenger_version} "
-                f"{'PROMOTED' if r.promoted else 'not promoted'}: {r.reason}"
-            )
-        return line
-
-
-def decide(
-    figures: TriggerFigures,
-    config: CheckConfig,
-    *,
-    champion_version: int,
-    retrain: bool,
-    last_retrain: datetime | None,
-    now: datetime,
-) -> TriggerDecision:
-    """The whole policy: rules, then the action given retraining and the cooldown. Pure."""
-    rules = evaluate_rules(figures, config)
-    fired_rules = [r for r in rules if r.fired]
-    left = cooldown_remaining(last_retrain, now, config.cooldown_minutes)
-    action = decide_action(bool(fired_rules), retrain, left)
-    messages = [r.reason for r in rules if r.value is None]
-    if action == "cooldown":
-        messages.append(
-            f"retraining held back: the last one was at "
-            f"{last_retrain.isoformat() if last_retrain else '?'}, "
-            f"cooldown {config.cooldown_minutes:g} min, {left:.1f} min left"
-        )
-    return TriggerDecision(
-        created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        champion_version=champion_version,
-        fired=bool(fired_rules),
-        action=action,
-        reasons=[r.reason for r in fired_rules],
-        rules=[asdict(r) for r in rules],
-        figures=asdict(figures) | {"auc_drop": figures.auc_drop},
-        cooldown_minutes_left=left,
-        messages=messages,
-    )
-
-
-def write_decision(decision: TriggerDecision, directory: Path) -> Path:
-    """Write the record (timestamped + ``decision-latest.json``); returns its path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = decision.created_at.replace("-", "").replace(":", "")
-    path = directory / f"decision-{stamp}.json"
-    suffix = 1
-    while path.exists():
-        path = directory / f"decision-{stamp}-{suffix}.json"
-        suffix += 1
-    decision.record_path = str(path)
-    text = json.dumps(decision.as_dict(), indent=2)
-    path.write_text(text, encoding="utf-8")
-    (directory / DECISION_LATEST).write_text(text, encoding="utf-8")
-    return path
-
-
-def read_last_retrain(directory: Path) -> datetime | None:
-    """When the last retraining started (``None`` if never)."""
-    path = directory / LAST_RETRAIN
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return datetime.fromisoformat(data["started_at"])
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring unreadable %s: %s", path, exc)
-        return None
-
-
-def mark_retrain(directory: Path, when: datetime, champion_version: int) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / LAST_RETRAIN).write_text(
-        json.dumps({"started_at": when.isoformat(), "champion_version": champion_version}),
-        encoding="utf-8",
-    )
-
+__all__ = [
+    "DECISION_LATEST",
+    "LAST_RETRAIN",
+    "mark_retrain",
+    "read_last_retrain",
+    "run_check",
+    "write_decision",
+]
 
 # --- the retraining data, pure ----------------------------------------------------
 
@@ -349,13 +87,21 @@ def build_retraining_split(
     holdout_share: float,
     *,
     min_holdout: int = 20,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training rows, holdout): reference + older production rows, and the most recent ones.
+    production_weight: float = 1.0,
+) -> Split:
+    """Training rows (reference + older production rows) and the holdout (the most recent ones).
 
     Args:
         reference: the champion's training rows (features + ``Status``).
         production: labelled production rows, oldest first.
         holdout_share: the share of production rows, newest, kept for the gate.
+        production_weight: the sample weight of each production training row;
+            reference rows weigh 1 (``[check] production_weight``). At 1 the
+            split carries no weights: the fit is the unweighted one.
+
+    Returns:
+        The split: ``train`` the training rows, reference first, ``test`` the
+        holdout, ``weights`` one per training row (``None`` at weight 1).
 
     Raises:
         TrainingError: too few production rows, or a holdout with a single class.
@@ -386,48 +132,61 @@ def build_retraining_split(
             int(repeated.sum()),
         )
     train = pd.concat([reference.loc[:, columns], older.loc[~repeated]], ignore_index=True)
-    return train, holdout
+    if production_weight == 1.0:
+        return Split(train, holdout)
+    weights = np.ones(len(train), dtype=np.float64)
+    weights[len(reference) :] = production_weight
+    return Split(train, holdout, weights)
 
 
 # --- the stage ----------------------------------------------------------------------
 
 
 def run_retraining(
-    settings: Any, client: Any, champion: Any, production: pd.DataFrame
+    client: TrackingClient,
+    champion: ModelRef,
+    production: pd.DataFrame,
+    *,
+    training: TrainingSections,
+    promote: PromoteConfig,
+    holdout_share: float,
+    production_weight: float = 1.0,
 ) -> RetrainOutcome:
     """Retrain on reference + labelled production rows, then apply the promotion gate.
+
+    Args:
+        client: the tracking client the champion is read through.
+        champion: the model whose reference rows the training data starts from.
+        production: labelled production rows, oldest first (:func:`production_rows`).
+        training: what the training run is configured by (``training.mlflow``
+            also names the registered model the gate works on).
+        promote: the promotion gate.
+        holdout_share: the share of production rows, newest, kept for the gate
+            (``[check] holdout_share``).
+        production_weight: the weight of each production training row against
+            a reference row's 1 (``[check] production_weight``).
 
     Raises:
         TrainingError: too few production rows, or the search failed.
         RegistryError: the reference data or a model cannot be read.
     """
-    import time
-
     from creditops import registry
-    from creditops.data import Split
-    from creditops.training.run import run_training
 
     started = time.perf_counter()
     reference, _ = registry.load_training_frames(client, champion)
-    train, holdout = build_retraining_split(reference, production, settings.check.holdout_share)
+    split = build_retraining_split(
+        reference, production, holdout_share, production_weight=production_weight
+    )
+    train, holdout = split.train, split.test
     log.info(
-        "retraining: %d reference + %d production rows; "
+        "retraining: %d reference + %d production rows (weight %g each); "
         "holdout of the %d most recent labelled rows",
         len(reference),
         len(train) - len(reference),
+        production_weight,
         len(holdout),
     )
-    report = run_training(
-        settings, split=Split(train, holdout), context="retrain", show_progress=False
-    )
-    decision = registry.promote(
-        client,
-        settings.mlflow,
-        settings.promote,
-        holdout=holdout,
-        challenger_version=report.challenger_version,
-        context="retrain",
-    )
+    report, decision = _train_and_gate(client, split, training, promote)
     return RetrainOutcome(
         training_run_id=report.run_id,
         challenger_version=report.challenger_version,
@@ -439,60 +198,197 @@ def run_retraining(
         production_rows=len(production),
         holdout_rows=len(holdout),
         seconds=time.perf_counter() - started,
+        gate_rule=decision.rule,
     )
 
 
+def _train_and_gate(
+    client: TrackingClient,
+    split: Split,
+    training: TrainingSections,
+    promote: PromoteConfig,
+) -> tuple[TrainingReport, PromotionDecision]:
+    """Train a challenger on the split's training rows, then gate it on the split's holdout."""
+    from creditops import registry
+    from creditops.training.run import run_training
+
+    report = run_training(training, split=split, context="retrain", show_progress=False)
+    decision = registry.promote(
+        client,
+        training.mlflow,
+        promote,
+        holdout=split.test,
+        challenger_version=report.challenger_version,
+        context="retrain",
+    )
+    return report, decision
+
+
+def read_production(store_url: str, window_rows: int) -> pd.DataFrame:
+    """The labelled rows among the inference log's newest ``window_rows``, as training rows.
+
+    Raises:
+        MonitorError: the inference log cannot be read.
+    """
+    from creditops.monitoring.window import read_window
+
+    window = read_window(store_url, last_n=window_rows, since=None, until=None)
+    return production_rows(window.loc[window["outcome"].notna()])
+
+
 def run_check(
-    settings: Any,
+    config: CheckConfig,
+    promote: PromoteConfig,
+    training: TrainingSections,
     retrain: bool | None = None,
     *,
-    monitor_result: Any = None,
+    store_url: str,
+    window_rows: int,
+    reports_dir: Path,
+    monitor_result: MonitorResult | None = None,
     now: datetime | None = None,
 ) -> TriggerDecision:
     """Apply the trigger policy to the latest monitoring figures; retrain if asked and due.
 
     Args:
+        config: the ``[check]`` section: the policy, its cooldown and records.
+        promote: the promotion gate a retraining's challenger goes through.
+        training: what a retraining's training run is configured by; its
+            ``mlflow`` section names the champion.
         retrain: retrain when the trigger fires (default: ``[check] retrain``).
+        store_url: the inference log a retraining reads (``[serve] store_url``).
+        window_rows: how many of its newest rows a retraining reads (``[monitor] window_rows``).
+        reports_dir: where the latest monitoring summary is (``[monitor] reports_dir``).
         monitor_result: figures to judge; default: the latest ``creditops monitor`` summary.
+        now: the decision's time; default the clock.
 
     Raises:
-        MonitorError: no monitoring summary, or it is about another champion.
-        TrainingError / RegistryError: the retraining failed.
+        MonitorError: no monitoring summary, or one a check must not judge: from
+            a failed or unfinished run, about another champion, or too old.
+        TrainingError / RegistryError: the retraining failed (recorded first).
     """
-    from creditops import registry
-    from creditops.monitoring import run as monitor
-
-    config: CheckConfig = settings.check
     retrain = config.retrain if retrain is None else retrain
     now = now or datetime.now(UTC)
-    result = monitor_result or monitor.load_latest_result(settings.monitor.reports_dir)
-    client = registry.connect(settings.mlflow)
-    champion = registry.resolve_alias(client, settings.mlflow.registered_model, registry.CHAMPION)
-    if result.champion_version != champion.version:
-        raise MonitorError(
-            f"the latest monitoring summary is about v{result.champion_version}, "
-            "the champion is now "
-            f"v{champion.version}: run `creditops monitor` again"
-        )
-    figures = figures_from_monitor(result)
+    client, champion = _champion(training.mlflow)
+    result, age = _judged_figures(config, reports_dir, monitor_result, champion.version, now)
     decision = decide(
-        figures,
+        figures_from_monitor(result),
         config,
         champion_version=champion.version,
         retrain=retrain,
         last_retrain=read_last_retrain(config.decisions_dir),
         now=now,
     )
-    decision.monitor_run_id = result.run_id
+    _name_the_figures(decision, result, age)
+    failure: Exception | None = None
     if decision.action == "retrain":
-        from creditops.monitoring.run import read_window
-
-        mark_retrain(config.decisions_dir, now, champion.version)
-        window = read_window(
-            settings.serve.store_url, last_n=settings.monitor.window_rows, since=None, until=None
+        failure = _retrain(
+            decision,
+            client,
+            champion,
+            lambda: read_production(store_url, window_rows),
+            _RetrainSections(config, promote, training),
+            now,
         )
-        window = window.loc[window["outcome"].notna()]
-        decision.retrain = run_retraining(settings, client, champion, production_rows(window))
     path = write_decision(decision, config.decisions_dir)
     log.info("%s (record %s)", decision.log_line(), path)
+    if failure is not None:
+        raise failure
     return decision
+
+
+def _judged_figures(
+    config: CheckConfig,
+    reports_dir: Path,
+    monitor_result: MonitorResult | None,
+    champion_version: int,
+    now: datetime,
+) -> tuple[MonitorResult, float]:
+    """The figures a check judges and their age; refused when stale (see ``freshness``)."""
+    from creditops.monitoring.reports import load_latest_result
+    from creditops.monitoring.result import read_run_status
+
+    if monitor_result is not None:
+        result, status = monitor_result, None
+    else:
+        result, status = load_latest_result(reports_dir), read_run_status(reports_dir)
+    age = require_fresh_figures(
+        result,
+        status,
+        champion_version=champion_version,
+        now=now,
+        max_age_minutes=config.max_figures_age_minutes,
+    )
+    return result, age
+
+
+def _name_the_figures(decision: TriggerDecision, result: MonitorResult, age: float) -> None:
+    """The judged figures' monitor run, window, time and age into ``decision``."""
+    decision.monitor_run_id = result.run_id
+    decision.window = result.window
+    decision.figures_computed_at = result.created_at
+    decision.figures_age_minutes = age
+    decision.messages.insert(
+        0, f"figures of {result.window} computed at {result.created_at} ({age:.1f} min old)"
+    )
+    if decision.action == "retrain" and result.current_file:
+        decision.action = "alert"
+        decision.messages.append(
+            f"retraining not started: the figures are of the file {result.current_file} "
+            "(`creditops monitor --current`), whose rows are not in the inference log a "
+            "retraining trains and gates on; monitor the inference log (`creditops monitor` "
+            "without --current) and check again to retrain"
+        )
+
+
+@dataclass(frozen=True)
+class _RetrainSections:
+    check: CheckConfig
+    promote: PromoteConfig
+    training: TrainingSections
+
+
+def _retrain(
+    decision: TriggerDecision,
+    client: TrackingClient,
+    champion: ModelRef,
+    read_rows: Callable[[], pd.DataFrame],
+    sections: _RetrainSections,
+    started: datetime,
+) -> Exception | None:
+    """Retrain into ``decision``; the cooldown starts only once a challenger exists.
+
+    Returns:
+        The failure, recorded in ``decision.retrain_error`` (``None``: retrained).
+    """
+    try:
+        outcome = run_retraining(
+            client,
+            champion,
+            read_rows(),
+            training=sections.training,
+            promote=sections.promote,
+            holdout_share=sections.check.holdout_share,
+            production_weight=sections.check.production_weight,
+        )
+    except Exception as exc:  # any failure is recorded, then raised by run_check
+        decision.retrain_error = f"{type(exc).__name__}: {exc}"
+        log.error("retraining of v%s failed: %s", champion.version, decision.retrain_error)
+        return exc
+    decision.retrain = outcome
+    mark_retrain(
+        sections.check.decisions_dir, started, champion.version, outcome.challenger_version
+    )
+    return None
+
+
+def _champion(mlflow: MlflowConfig) -> tuple[TrackingClient, ModelRef]:
+    """The tracking client and the champion.
+
+    Raises:
+        NoChampionError: there is no champion.
+    """
+    from creditops import registry
+
+    client = registry.connect(mlflow)
+    return client, registry.resolve_alias(client, mlflow.registered_model, registry.CHAMPION)

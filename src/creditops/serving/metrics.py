@@ -9,9 +9,9 @@ one worker per container (see docs).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ROUTES = frozenset(
     {
@@ -22,6 +22,8 @@ ROUTES = frozenset(
         "/ready",
         "/model",
         "/metrics",
+        "/ping",
+        "/version",
         "/admin/reload",
         "/docs",
         "/openapi.json",
@@ -93,8 +95,8 @@ class ServiceMetrics:
             "Failed writes to the inference log (retried)",
             registry=r,
         )
-        self._children: dict[tuple[str, int], Any] = {}
-        self._latency_children: dict[str, Any] = {}
+        self._children: dict[tuple[str, int], Counter] = {}
+        self._latency_children: dict[str, Histogram] = {}
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered request (children cached: labels() is slow on the hot path)."""
@@ -112,11 +114,11 @@ class ServiceMetrics:
 class MetricsMiddleware:
     """Pure ASGI middleware: counts every HTTP answer by route and status, times it."""
 
-    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -125,7 +127,7 @@ class MetricsMiddleware:
         route = path if path in ROUTES else "other"
         status = 500
 
-        async def send_wrapper(message: Any) -> None:
+        async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

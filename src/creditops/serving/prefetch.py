@@ -21,7 +21,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from creditops.config import MlflowConfig
 
 
 class PrefetchError(Exception):
@@ -67,12 +72,12 @@ class Prefetch:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_prefetch(mlflow_config: Any) -> Prefetch:
-    """Start the helper for ``mlflow_config`` (an ``MlflowConfig``)."""
+def start_prefetch(mlflow_config: MlflowConfig) -> Prefetch:
+    """Start the helper for the ``[mlflow]`` section ``mlflow_config``."""
     return Prefetch(mlflow_config.model_dump_json())
 
 
-def load_local_pipeline(path: Path) -> Any:
+def load_local_pipeline(path: Path) -> Pipeline:
     """The sklearn pipeline of a downloaded MLflow sklearn model folder.
 
     Raises:

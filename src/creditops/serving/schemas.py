@@ -223,6 +223,14 @@ class ErrorResponse(BaseModel):
     errors: list[ViolationBody] = Field(default_factory=list)
 
 
+class MlflowErrorResponse(BaseModel):
+    """A refusal of ``POST /invocations``, as ``mlflow models serve`` answers (400 for bad rows)."""
+
+    error_code: str = Field(description="BAD_REQUEST, or TEMPORARILY_UNAVAILABLE (503)")
+    message: str = Field(description="one line: the first broken rule (row, field, value, rule)")
+    errors: list[ViolationBody] = Field(default_factory=list)
+
+
 class ReloadResponse(BaseModel):
     changed: bool
     model_name: str | None

@@ -6,19 +6,26 @@ the web stack and the model libraries are imported while it works.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from creditops.config import Settings
+from creditops.config import MlflowConfig, ServeConfig
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
 
 def serve(
-    settings: Settings,
+    config: ServeConfig,
+    mlflow: MlflowConfig,
     *,
     config_path: Path | None = None,
     host: str | None = None,
@@ -31,14 +38,22 @@ def serve(
     from the config file (named to them by ``CREDITOPS_CONFIG``) through
     ``app.app_from_env``, as uvicorn needs an import string to spawn them.
 
+    Args:
+        config: the ``[serve]`` section; ``host``, ``port`` and ``workers`` override it.
+        mlflow: the ``[mlflow]`` section: where the champion is registered.
+        config_path: the config file the workers read (several workers only).
+        host: the bind address.
+        port: the port.
+        workers: how many worker processes.
+
     Raises:
         StoreError: the inference log's database is unreachable (checked first).
     """
-    host = host or settings.serve.host
-    port = settings.serve.port if port is None else port
-    workers = workers or settings.serve.workers
+    host = host or config.host
+    port = config.port if port is None else port
+    workers = workers or config.workers
     if workers > 1:
-        _run_workers(settings, config_path, host, port, workers)
+        _run_workers(config.store_url, config_path, host, port, workers)
         return
     # Start-up allocates ~200,000 long-lived objects (libraries, the model); with the
     # cyclic GC on, each full collection on the way scans all of them again (~0.3 s
@@ -46,18 +61,20 @@ def serve(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _serve_one(settings, host, port, pause_gc=gc_was_enabled)
+        _serve_one(config, mlflow, host, port, pause_gc=gc_was_enabled)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _serve_one(settings: Settings, host: str, port: int, *, pause_gc: bool) -> None:
+def _serve_one(
+    config: ServeConfig, mlflow: MlflowConfig, host: str, port: int, *, pause_gc: bool
+) -> None:
     from creditops.serving.prefetch import start_prefetch
 
-    prefetch = start_prefetch(settings.mlflow)
+    prefetch = start_prefetch(mlflow)
     try:
-        _prepare_store(settings)
+        _prepare_store(config.store_url)
     except BaseException:
         prefetch.cleanup()
         raise
@@ -67,13 +84,47 @@ def _serve_one(settings: Settings, host: str, port: int, *, pause_gc: bool) -> N
     from creditops.serving.app import create_app
 
     log.info("serving on http://%s:%s with %d worker(s)", host, port, 1)
-    uvicorn.run(create_app(settings, prefetch=prefetch, gc_paused=pause_gc), **_options(host, port))
+    app = create_app(config, mlflow, prefetch=prefetch, gc_paused=pause_gc)
+    # uvicorn.run, less its re-raising of SIGTERM after a clean stop (exit 143)
+    server = uvicorn.Server(uvicorn.Config(app, **_options(host, port)))
+    with _clean_exit_on_sigterm(server):
+        server.run()
+    if not server.started:
+        from uvicorn.config import STARTUP_FAILURE
+
+        raise SystemExit(STARTUP_FAILURE)
+
+
+@contextlib.contextmanager
+def _clean_exit_on_sigterm(server: uvicorn.Server) -> Iterator[None]:
+    """A SIGTERM that uvicorn re-raises after it drained and stopped ends the process with 0.
+
+    uvicorn handles SIGTERM itself while it serves (it stops, and the service
+    drains the inference log), then restores the handler it found and raises
+    the signal again: that default handler would end the process with 143,
+    which a supervisor reads as a crash. The handler installed here lets the
+    re-raised signal go once the server has started; before, it kills as the
+    default does (nothing was served, nothing drained).
+    """
+
+    def handle(signum: int, frame: object) -> None:
+        if server.started:
+            log.info("stopped on SIGTERM after a clean drain")
+            return
+        signal.signal(signal.SIGTERM, previous)
+        signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, handle) or signal.SIG_DFL
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_workers(
-    settings: Settings, config_path: Path | None, host: str, port: int, workers: int
+    store_url: str, config_path: Path | None, host: str, port: int, workers: int
 ) -> None:
-    _prepare_store(settings)
+    _prepare_store(store_url)
 
     import uvicorn
 
@@ -102,17 +153,17 @@ def _options(host: str, port: int) -> dict[str, Any]:
     }
 
 
-def _prepare_store(settings: Settings) -> None:
+def _prepare_store(store_url: str) -> None:
     """Check the inference log's database and create its table, before any worker starts.
 
     A database that is down is one line naming its URL; the table exists before
     the workers start, as they would race to create it.
     """
-    from creditops.infra import check_database
+    from creditops.databases import check_database
     from creditops.serving.store import InferenceStore
 
-    check_database(settings.serve.store_url, "inference log")
-    store = InferenceStore(settings.serve.store_url)
+    check_database(store_url, "inference log")
+    store = InferenceStore(store_url)
     try:
         store.create()
     finally:

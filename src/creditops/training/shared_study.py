@@ -16,32 +16,48 @@ family's budget is used up:
   the processes do not propose the same points;
 * each worker logs its own trials to MLflow, as children of the coordinator's run.
 
-The coordinator starts its local workers before its own MLflow set-up (they
-import meanwhile and wait for the study). It then picks each family's best
-complete trial from the storage, takes the out-of-fold predictions its worker
-stored (``keep_oof``; recomputed when absent: the CV is seeded), checks that they
+The coordinator starts its local workers (:mod:`creditops.training.local_workers`)
+before its own MLflow set-up (they import meanwhile and wait for the study). It
+then picks each family's best complete trial from the storage
+(:func:`family_trials`), takes the out-of-fold predictions its worker stored
+(:func:`keep_oof`; recomputed when absent: the CV is seeded), checks that they
 give the trial's AUC, and refits and registers it as a finalist exactly as a
-one-process search does.
+one-process search does (:mod:`creditops.training.run`, which this module does
+not import).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import tempfile
 import time
 import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from creditops.config import Settings
+from creditops.config import DataConfig, TrainConfig
 from creditops.data import Split, frame_hash, load_dataset, split_dataset
-from creditops.errors import CreditOpsError, TrainingError
+from creditops.errors import TrainingError
+from creditops.training.search import (
+    TrialResult,
+    cross_validate,
+    make_sampler,
+    oof_auc,
+    search_family,
+)
+from creditops.training.sections import TrainingSections
+from creditops.training.tracking import log_trial
+
+if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial, Trial
+
+    from creditops.tracking import TrackingClient
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +76,25 @@ class SharedStudy:
     storage_url: str  # a SQLAlchemy URL, or journal:PATH
 
 
-def new_study(settings: Settings, name: str | None = None) -> SharedStudy:
-    """A study name and storage for a new distributed search."""
-    url = settings.train.study_storage
+def new_study(storage_url: str, name: str | None = None) -> SharedStudy:
+    """A study name and storage for a new distributed search.
+
+    Args:
+        storage_url: ``[train] study_storage``; empty for a journal file in a
+            new temporary folder (processes of one machine).
+        name: the study's name; a fresh ``creditops-XXXXXXXX`` when omitted.
+    """
+    url = storage_url
     if not url:
         folder = Path(tempfile.mkdtemp(prefix="creditops-study-"))
         url = f"journal:{folder / 'study.log'}"
     return SharedStudy(name or f"creditops-{uuid.uuid4().hex[:8]}", url)
 
 
-_STORAGES: dict[str, Any] = {}
+_STORAGES: dict[str, BaseStorage] = {}
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str) -> BaseStorage:
     """The Optuna storage behind ``url`` (``journal:PATH`` or a SQLAlchemy URL), one per process."""
     if url not in _STORAGES:
         _STORAGES[url] = _open_storage(url)
@@ -82,21 +104,22 @@ def open_storage(url: str) -> Any:
 def close_storages() -> None:
     """Release the database connections of every storage this process opened."""
     while _STORAGES:
+        from optuna.storages import RDBStorage
+
         _, storage = _STORAGES.popitem()
-        engine = getattr(storage, "engine", None)
-        if engine is not None:
+        if isinstance(storage, RDBStorage):
             storage.remove_session()
-            engine.dispose()
+            storage.engine.dispose()
 
 
-def _open_storage(url: str) -> Any:
+def _open_storage(url: str) -> BaseStorage:
     import optuna
 
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    from creditops.infra import check_database
+    from creditops.databases import check_database
 
     check_database(url, "study storage", error=TrainingError)
     with warnings.catch_warnings():
@@ -115,17 +138,15 @@ def _study_name(study: str, family: str) -> str:
 
 
 def create_studies(
-    settings: Settings, shared: SharedStudy, data_hash: str, parent_run_id: str
+    config: TrainConfig, shared: SharedStudy, data_hash: str, parent_run_id: str
 ) -> dict[str, int]:
     """Create one study per family with its budget; returns the budgets."""
     import optuna
 
-    from creditops.training.run import _sampler
-
     storage = open_storage(shared.storage_url)
     budgets: dict[str, int] = {}
-    for family in settings.train.families:
-        budget = _sampler(settings.train, family)[1]
+    for family in config.families:
+        budget = make_sampler(config, family)[1]
         try:
             study = optuna.create_study(
                 storage=storage, study_name=_study_name(shared.name, family), direction="maximize"
@@ -155,170 +176,106 @@ def study_families(shared: SharedStudy) -> list[str]:
     return families
 
 
+def _checked_split(
+    data: DataConfig, split: Split | None, shared: SharedStudy, data_hash: str, index: int
+) -> Split:
+    """The worker's split (loaded from ``[data]`` when not given), checked against the study's."""
+    if split is None:
+        dataset = load_dataset(data)
+        split = split_dataset(dataset, data.test_size, data.seed)
+    if frame_hash(split.train) != data_hash:
+        raise TrainingError(
+            f"worker {index}: training data hash {frame_hash(split.train)[:12]} differs from "
+            f"study {shared.name!r}'s {data_hash[:12]}: same [data] config needed"
+        )
+    return split
+
+
+def _worker_sampler(config: TrainConfig, family: str, index: int, budget: int) -> BaseSampler:
+    """The configured sampler; a TPE search seeded ``[train] seed + index`` per worker."""
+    import optuna
+
+    if config.search == "optuna":
+        return optuna.samplers.TPESampler(seed=config.seed + index, n_startup_trials=min(5, budget))
+    return make_sampler(config, family)[0]
+
+
 def run_worker(
-    settings: Settings,
+    sections: TrainingSections,
     shared: SharedStudy,
     index: int,
     split: Split | None = None,
+    client: TrackingClient | None = None,
 ) -> dict[str, int]:
     """Search every family of ``shared`` until its budget is used; returns trials run per family.
 
     Args:
-        settings: the config (the same on every machine: data, CV, search space).
+        sections: the config (the same on every machine: data, CV, search space).
         shared: the study to join.
         index: this worker's number; its sampler seed is ``[train] seed + index``.
-        split: the train/test split; loaded from ``[data]`` and checked against
-            the study's data hash when omitted.
+        split: the train/test split; loaded from ``[data]`` when omitted. It is
+            checked against the study's data hash either way.
+        client: the MLflow store the trials are logged to; connected to
+            ``[mlflow]`` when omitted.
     """
     import optuna
 
-    from creditops import registry
-    from creditops.training.run import _log_trial, _sampler, search_family
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(shared.storage_url)
-    order = [f for f in settings.train.families if f in set(study_families(shared))]
-    client = registry.connect(settings.mlflow)
-    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+    order = [f for f in sections.train.families if f in set(study_families(shared))]
+    if client is None:
+        from creditops.tracking import connect
+
+        client = connect(sections.mlflow)
     done: dict[str, int] = {}
     for family in order:
         study = optuna.load_study(study_name=_study_name(shared.name, family), storage=storage)
         attrs = study.user_attrs
-        if split is None:
-            dataset = load_dataset(settings.data)
-            split = split_dataset(dataset, settings.data.test_size, settings.data.seed)
-        if frame_hash(split.train) != attrs["data_hash"]:
-            raise TrainingError(
-                f"worker {index}: training data hash {frame_hash(split.train)[:12]} differs from "
-                f"study {shared.name!r}'s {str(attrs['data_hash'])[:12]}: same [data] config needed"
-            )
+        split = _checked_split(sections.data, split, shared, str(attrs["data_hash"]), index)
         budget = int(attrs["budget"])
-        sampler, _ = _sampler(settings.train, family)
-        if settings.train.search == "optuna":
-            sampler = optuna.samplers.TPESampler(
-                seed=settings.train.seed + index, n_startup_trials=min(5, budget)
-            )
-        study.sampler = sampler
+        study.sampler = _worker_sampler(sections.train, family, index, budget)
         parent_id = str(attrs["parent_run_id"])
 
-        def on_trial(result: Any, parent_id: str = parent_id) -> None:
-            _log_trial(client, experiment.experiment_id, parent_id, result)
+        def on_trial(result: TrialResult, parent_id: str = parent_id) -> None:
+            log_trial(client, parent_id, result)
 
         results = search_family(
             family,
-            settings.train,
+            sections.train,
             split.X_train,
             split.y_train,
             on_trial,
             study=study,
             budget=budget,
+            on_scored=keep_oof,
+            weights=split.weights,
         )
         done[family] = len(results)
         log.info("worker %d: %s: %d trial(s) of %d", index, family, len(results), budget)
     return done
 
 
-def _worker_main(settings: Settings, index: int, channel: Any) -> None:
-    from creditops.logs import configure_logging
+def keep_oof(trial: Trial, value: float, oof: np.ndarray) -> None:
+    """Store a trial's out-of-fold predictions if it is at least as good as the study's best.
 
-    configure_logging(settings.logging)
-    _warm_up(settings)
-    try:
-        shared, split = channel.recv()
-    except EOFError:  # the coordinator stopped before the search began
-        return
-    finally:
-        channel.close()
-    try:
-        run_worker(settings, shared, index, split)
-    except CreditOpsError as exc:
-        log.error("search worker %d failed: %s", index, exc)
-        raise SystemExit(1) from None
-    finally:
-        close_storages()
-
-
-def _warm_up(settings: Settings) -> None:
-    """Import what a search needs (Optuna, MLflow and its store, every family's estimator)."""
-    import mlflow.tracking
-    import optuna  # noqa: F401
-
-    from creditops.features import build_pipeline
-
-    if not settings.mlflow.tracking_uri.startswith(("http", "file:")):
-        # about 1 s of SQLAlchemy imports, else paid by registry.connect once released
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-    for family in settings.train.families:
-        build_pipeline(family, {}, settings.train.seed, monotone=settings.train.monotone)
-
-
-@dataclass
-class LocalWorkers:
-    """Search processes started on this machine, waiting for their study (``release``)."""
-
-    processes: list[Any]
-    channels: list[Any]  # the sending end of each process's pipe, open until released
-
-    def release(self, shared: SharedStudy, split: Split) -> None:
-        """Hand the study and the split to every process: they start searching."""
-        for process, channel in zip(self.processes, self.channels, strict=True):
-            try:
-                channel.send((shared, split))
-            except OSError:  # it died starting; wait_for_study reports its exit code
-                log.warning("search worker %s stopped before its study was ready", process.name)
-            channel.close()
-        self.channels = []
-        log.info("released %d search worker(s) on study %s", len(self.processes), shared.name)
-
-    def stop(self) -> None:
-        """Send processes not yet released home (the coordinator failed before its study)."""
-        if not self.channels:
-            return
-        for channel in self.channels:
-            channel.close()  # the worker's recv ends with EOFError: it returns
-        self.channels = []
-        for process in self.processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.terminate()
-                process.join()
-
-
-def start_local_workers(settings: Settings, count: int) -> LocalWorkers:
-    """Start ``count`` worker processes (indices 1..count) on this machine, ahead of the study.
-
-    Each imports what it will need, then waits for :meth:`LocalWorkers.release`:
-    the start-up (about 2 s of a core per process) overlaps the coordinator's
-    own MLflow set-up, and nothing large goes through ``start``, which would
-    otherwise block the coordinator until the child had imported its main module.
+    The best trial of the study is then sure to have them (whichever process ran
+    it), and the coordinator needs not refit its folds for the threshold; the
+    others mostly do not, which keeps the storage small.
     """
-    context = multiprocessing.get_context("spawn")
-    processes = []
-    channels = []
-    for index in range(1, count + 1):
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_worker_main, args=(settings, index, receive), name=f"creditops-search-{index}"
-        )
-        process.start()
-        receive.close()
-        processes.append(process)
-        channels.append(send)
-    log.info("started %d search worker process(es)", count)
-    return LocalWorkers(processes, channels)
+    if len(oof) > OOF_ATTR_MAX_ROWS:
+        return
+    try:
+        best = float(trial.study.best_value)
+    except ValueError:  # no trial complete yet
+        best = float("-inf")
+    if value >= best:
+        trial.set_user_attr("oof", oof.tolist())
 
 
-def wait_for_study(shared: SharedStudy, families: list[str], local: LocalWorkers) -> None:
-    """Wait for the local workers, then for trials other machines still run."""
+def wait_for_trials(shared: SharedStudy, families: list[str]) -> None:
+    """Wait (a while) for trials other processes or machines still run on ``shared``."""
     import optuna
 
-    failed = []
-    for process in local.processes:
-        process.join()
-        if process.exitcode != 0:
-            failed.append(f"{process.name} (exit {process.exitcode})")
-    if failed:
-        log.warning("search worker(s) failed: %s; the others used the budget", ", ".join(failed))
     storage = open_storage(shared.storage_url)
     for family in families:
         study = optuna.load_study(study_name=_study_name(shared.name, family), storage=storage)
@@ -338,34 +295,38 @@ def wait_for_study(shared: SharedStudy, families: list[str], local: LocalWorkers
             )
 
 
-def keep_oof(trial: Any, value: float, oof: np.ndarray) -> None:
-    """Store a trial's out-of-fold predictions if it is at least as good as the study's best.
+def _best_scores(
+    config: TrainConfig, family: str, best: FrozenTrial, split: Split
+) -> tuple[float, float, np.ndarray, str]:
+    """Mean and sd CV AUC and OOF predictions of ``best``: stored by its worker, or recomputed."""
+    stored = best.user_attrs.get("oof")
+    if stored is not None and len(stored) == len(split.y_train):
+        oof = np.asarray(stored, dtype=np.float64)
+        mean, sd = oof_auc(split.X_train, split.y_train, oof, config.cv_folds, config.seed)
+        return mean, sd, oof, "its stored out-of-fold predictions score"
+    mean, sd, oof = cross_validate(
+        family,
+        dict(best.params),
+        split.X_train,
+        split.y_train,
+        config.cv_folds,
+        config.seed,
+        config.n_jobs,
+        config.monotone,
+        weights=split.weights,
+    )
+    return mean, sd, oof, "re-evaluated to"
 
-    The best trial of the study is then sure to have them (whichever process ran
-    it), and the coordinator needs not refit its folds for the threshold; the
-    others mostly do not, which keeps the storage small.
-    """
-    if len(oof) > OOF_ATTR_MAX_ROWS:
-        return
-    try:
-        best = float(trial.study.best_value)
-    except ValueError:  # no trial complete yet
-        best = float("-inf")
-    if value >= best:
-        trial.set_user_attr("oof", oof.tolist())
 
-
-def best_trial(
-    settings: Settings, shared: SharedStudy, family: str, split: Split
-) -> tuple[list[Any], int]:
+def family_trials(
+    config: TrainConfig, shared: SharedStudy, family: str, split: Split
+) -> list[TrialResult]:
     """The family's complete trials as TrialResults, the best first with its OOF predictions.
 
-    Returns:
-        The results and the number of complete trials.
+    Raises:
+        TrainingError: no trial completed, or the best's CV AUC cannot be reproduced.
     """
     import optuna
-
-    from creditops.training.run import TrialResult, cross_validate, oof_auc
 
     storage = open_storage(shared.storage_url)
     study = optuna.load_study(study_name=_study_name(shared.name, family), storage=storage)
@@ -374,24 +335,7 @@ def best_trial(
         raise TrainingError(f"{family}: no trial of study {shared.name!r} completed")
     best = max(complete, key=lambda t: (float(t.value or 0.0), -t.number))
     best_value = float(best.value or 0.0)
-    config = settings.train
-    stored = best.user_attrs.get("oof")
-    if stored is not None and len(stored) == len(split.y_train):
-        oof = np.asarray(stored, dtype=np.float64)
-        mean, sd = oof_auc(split.X_train, split.y_train, oof, config.cv_folds, config.seed)
-        how = "its stored out-of-fold predictions score"
-    else:
-        mean, sd, oof = cross_validate(
-            family,
-            dict(best.params),
-            split.X_train,
-            split.y_train,
-            config.cv_folds,
-            config.seed,
-            config.n_jobs,
-            config.monotone,
-        )
-        how = "re-evaluated to"
+    mean, sd, oof, how = _best_scores(config, family, best, split)
     if not np.isclose(mean, best_value, rtol=0, atol=1e-9):
         raise TrainingError(
             f"{family}: trial {best.number} {how} CV AUC {mean:.6f}, "
@@ -410,9 +354,4 @@ def best_trial(
                     np.empty(0),
                 )
             )
-    return results, len(complete)
-
-
-def worker_count() -> int:
-    """CPU cores this process may use (a default for ``--workers``)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return results

@@ -1,0 +1,129 @@
+"""The options and arguments of the ``creditops`` commands, declared once each.
+
+Every alias carries its flag names, bounds and help text, so a command's
+signature reads as a list of names. The help texts name config sections such
+as ``[serve]``: the app renders them as plain text, not rich markup.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (default: ./creditops.toml if present)."),
+]
+
+# --- --json, worded for what each command prints
+DescriptionJson = Annotated[bool, typer.Option("--json", help="Print the description as JSON.")]
+ListJson = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
+SummaryJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+FiguresJson = Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")]
+DecisionJson = Annotated[bool, typer.Option("--json", help="Print the decision record as JSON.")]
+
+# --- train
+PromoteAfter = Annotated[
+    bool,
+    typer.Option("--promote/--no-promote", help="Run the promotion gate right after training."),
+]
+SearchWorkers = Annotated[
+    int | None,
+    typer.Option(min=1, help="Search processes on this machine (default: [train] workers)."),
+]
+StudyName = Annotated[
+    str | None, typer.Option(help="Name of the shared study (with --workers or storage).")
+]
+JoinStudy = Annotated[
+    str | None,
+    typer.Option(
+        "--join",
+        metavar="STUDY",
+        help="Only search: add this process to STUDY in [train] study_storage, then exit.",
+    ),
+]
+WorkerIndex = Annotated[
+    int, typer.Option(min=1, help="With --join: this worker's number (its sampler seed).")
+]
+
+# --- promote
+ChallengerVersion = Annotated[
+    int | None,
+    typer.Option("--version", help="Challenger version (default: the 'challenger' alias)."),
+]
+
+# --- serve, mlflow-server
+ServeHost = Annotated[str | None, typer.Option(help="Bind address (default: [serve] host).")]
+ServePort = Annotated[int | None, typer.Option(help="Port (default: [serve] port).")]
+ServeWorkers = Annotated[
+    int | None, typer.Option(min=1, help="Worker processes (default: [serve] workers).")
+]
+MlflowServerPort = Annotated[int | None, typer.Option(help="Port (default: [mlflow_server] port).")]
+
+# --- score
+InputFile = Annotated[Path, typer.Argument(metavar="INPUT", help="A .csv or .parquet file.")]
+OutputFile = Annotated[
+    Path, typer.Option("--output", "-o", help="The scores: a .csv or .parquet file.")
+]
+ModelVersion = Annotated[
+    int | None, typer.Option(help="A registered version (default: the champion).")
+]
+DaskAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="ADDRESS",
+        help="Score on a Dask cluster: a scheduler address, or local[:N] "
+        "(default: [batch] dask_scheduler; empty = this process).",
+    ),
+]
+
+# --- simulate, pipeline
+SimulateScenario = Annotated[
+    str | None,
+    typer.Option(
+        "--scenario",
+        "-s",
+        help="none | covariate | concept | original | ordered-tail (default: [simulate] scenario).",
+    ),
+]
+PipelineScenario = Annotated[
+    str | None,
+    typer.Option("--scenario", "-s", help="Traffic scenario (default: [pipeline] scenario)."),
+]
+Samples = Annotated[
+    int | None, typer.Option(min=1, help="Applicants to send (default: [simulate] samples).")
+]
+Seed = Annotated[int | None, typer.Option(min=0, help="Seed (default: [simulate] seed).")]
+
+# --- monitor
+LastRows = Annotated[
+    int | None,
+    typer.Option(
+        "--last", min=1, help="Newest N rows of the log (default: [monitor] window_rows)."
+    ),
+]
+Since = Annotated[
+    datetime | None, typer.Option(help="Rows created at or after this time (UTC if naive).")
+]
+Until = Annotated[
+    datetime | None, typer.Option(help="Rows created before this time (UTC if naive).")
+]
+CurrentCsv = Annotated[
+    Path | None,
+    typer.Option("--current", help="A CSV of applicants to monitor instead of the log."),
+]
+
+# --- check, pipeline
+CheckRetrain = Annotated[
+    bool | None,
+    typer.Option(
+        "--retrain/--no-retrain", help="Retrain when the trigger fires (default: [check] retrain)."
+    ),
+]
+PipelineRetrain = Annotated[
+    bool | None, typer.Option("--retrain/--no-retrain", help="Retrain when the trigger fires.")
+]

@@ -1,0 +1,293 @@
+"""What the ``creditops`` commands print: one function per result, a table or JSON.
+
+Each function takes the result a library call returned and prints it to the
+console; none of them decides an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
+
+from rich.console import Console
+from rich.table import Table
+
+from creditops.records import format_figure
+
+if TYPE_CHECKING:
+    from creditops.batch.run import BatchSummary
+    from creditops.monitoring.result import MonitorResult
+    from creditops.pipeline import PipelineSummary
+    from creditops.registry import ModelRef, PromotionDecision
+    from creditops.retraining.policy import TriggerDecision
+    from creditops.simulation.sender import SimulationSummary
+    from creditops.training.run import TrainingReport
+
+console = Console()
+err_console = Console(stderr=True)
+
+_TRAINING_COLUMNS = (
+    "family",
+    "trials",
+    "CV ROC AUC",
+    "test ROC AUC",
+    "test KS",
+    "F1 bad",
+    "F1 good",
+    "threshold",
+    "version",
+)
+_VERSION_COLUMNS = (
+    "version",
+    "aliases",
+    "family",
+    "CV AUC",
+    "test AUC",
+    "test KS",
+    "F1 bad",
+    "threshold",
+    "data",
+)
+# the labelled window's quality figure, and the training metric it is read against
+_QUALITY_FIGURES = (("roc_auc", "test_roc_auc"), ("ks", "test_ks"), ("f1_bad", "test_f1_bad"))
+
+
+def print_json(data: object) -> None:
+    """Print ``data`` as indented JSON (values JSON cannot hold as their ``str``)."""
+    console.print_json(json.dumps(data, default=str))
+
+
+def error(message: str) -> None:
+    """Print ``error: MESSAGE`` on stderr, as one line."""
+    err_console.print(
+        f"error: {message}", style="bold red", markup=False, highlight=False, soft_wrap=True
+    )
+
+
+def dataset(summary: Mapping[str, object], as_json: bool) -> None:
+    """The description of the dataset: rows, class balance, hash, missing values, breaches."""
+    if as_json:
+        print_json(summary)
+        return
+    balance = cast(Mapping[str, int], summary["class_balance"])
+    missing = cast(Mapping[str, int], summary["missing"])
+    violations = cast(list[str], summary["violations"])
+    table = Table(title=f"dataset {summary['source']}", show_header=False)
+    table.add_row(
+        "rows (raw / usable / refused)",
+        f"{summary['raw_rows']} / {summary['usable_rows']} / {summary['rejected_rows']}",
+    )
+    table.add_row(
+        "class balance",
+        f"good {balance['good']}, bad {balance['bad']} (bad rate {summary['bad_rate']:.3f})",
+    )
+    table.add_row("data hash", str(summary["data_hash"]))
+    for column, count in missing.items():
+        if count:
+            table.add_row(f"missing {column}", str(count))
+    console.print(table)
+    for line in violations[:50]:
+        console.print(f"  refused: {line}", markup=False)
+
+
+def training(report: TrainingReport, decision: PromotionDecision | None = None) -> None:
+    """One row per finalist, the challenger marked; then the gate's verdict, when it ran."""
+    table = Table(
+        title=f"training run {report.run_id} ({report.seconds:.1f} s, data {report.data_hash[:12]})",
+        caption="* the challenger: best CV ROC AUC (the test split only reports)",
+    )
+    for column in _TRAINING_COLUMNS:
+        table.add_column(column)
+    for f in report.finalists:
+        m = f.test_metrics
+        mark = "*" if f.version == report.challenger_version else ""
+        table.add_row(
+            f.family,
+            str(f.trials),
+            f"{f.cv_auc:.4f} ± {f.cv_auc_sd:.4f}",
+            f"{m['roc_auc']:.4f}",
+            f"{m['ks']:.4f}",
+            f"{m['f1_bad']:.4f}",
+            f"{m['f1_good']:.4f}",
+            f"{f.threshold:.4f}",
+            f"{f.version}{mark}",
+        )
+    console.print(table)
+    if decision is not None:
+        promotion(decision)
+
+
+def study_worker(name: str, index: int, done: Mapping[str, int]) -> None:
+    """The trials one ``train --join`` worker ran, per family."""
+    console.print(
+        f"worker {index} on study {name}: "
+        + ", ".join(f"{family} {count} trial(s)" for family, count in done.items())
+    )
+
+
+def promotion(decision: PromotionDecision) -> None:
+    """The promotion gate's verdict and its reason."""
+    verdict = (
+        "[bold green]PROMOTED[/]" if decision.promoted else "[bold yellow]kept the champion[/]"
+    )
+    console.print(f"promotion gate: {verdict} — {decision.reason}")
+
+
+def versions(name: str, refs: list[ModelRef], as_json: bool) -> None:
+    """The registered versions of ``name`` with their aliases and key metrics."""
+    if as_json:
+        print_json([v.as_dict() for v in refs])
+        return
+    if not refs:
+        console.print(f"no versions of {name!r} yet: run `creditops train`")
+        return
+    table = Table(title=f"registered model {name}")
+    for column in _VERSION_COLUMNS:
+        table.add_column(column)
+    for v in refs:
+        m = v.metrics
+        table.add_row(
+            str(v.version),
+            ", ".join(v.aliases) or "-",
+            v.family,
+            format_figure(m.get("cv_roc_auc"), missing="-"),
+            format_figure(m.get("test_roc_auc"), missing="-"),
+            format_figure(m.get("test_ks"), missing="-"),
+            format_figure(m.get("test_f1_bad"), missing="-"),
+            f"{v.threshold:.4f}",
+            v.data_hash[:12],
+        )
+    console.print(table)
+
+
+def rollback(old: int, new: int) -> None:
+    """Which version the champion alias moved from and to."""
+    console.print(f"champion moved back from version {old} to version {new}")
+
+
+def batch(summary: BatchSummary, as_json: bool) -> None:
+    """One line: rows scored and rejected, where they went, the speed."""
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    console.print(
+        f"scored {summary.scored} of {summary.input_rows} row(s) with {summary.model_family} "
+        f"v{summary.model_version} ({summary.declined} declined) -> {summary.output}; "
+        f"rejected {summary.rejected} -> {summary.rejects}; reasons: {summary.reasons}; "
+        f"{summary.seconds:.1f} s, {summary.rows_per_second:,.0f} rows/s",
+        markup=False,
+    )
+
+
+def simulation(summary: SimulationSummary, as_json: bool) -> None:
+    """What the simulation sent, what was scored or refused, and the outcomes posted."""
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    table = Table(title=f"simulation {summary.scenario} (seed {summary.seed})", show_header=False)
+    table.add_row(
+        "sent / scored / refused", f"{summary.rows} / {summary.scored} / {summary.refused}"
+    )
+    table.add_row("decline rate", format_figure(summary.decline_rate))
+    table.add_row(
+        "true bad rate / model accuracy",
+        f"{format_figure(summary.bad_rate)} / {format_figure(summary.accuracy)}",
+    )
+    table.add_row(
+        "outcomes now / late / never / failed",
+        f"{summary.feedback_now} / {summary.feedback_late} / {summary.feedback_never} / "
+        f"{summary.feedback_failed}",
+    )
+    table.add_row(
+        "model versions", ", ".join(f"v{v}: {n}" for v, n in summary.model_versions.items())
+    )
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    console.print(table)
+
+
+def monitoring(result: MonitorResult, as_json: bool) -> None:
+    """Drift and quality figures with their bands, then notes and report paths."""
+    if as_json:
+        print_json(result.as_dict())
+        return
+    table = Table(title=f"monitor: champion v{result.champion_version}, {result.window}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("band / reference")
+    table.add_row("rows (labelled)", f"{result.rows} ({result.labelled_rows})", "")
+    if result.drift_share is not None:
+        table.add_row(
+            "drifted features (Evidently)",
+            format_figure(result.drift_share),
+            ", ".join(result.drifted_columns) or "none",
+        )
+    if result.score_psi is not None:
+        table.add_row(
+            "PSI score", format_figure(result.score_psi), result.psi_bands.get("score", "")
+        )
+    for name, value in sorted(result.feature_psi.items(), key=lambda kv: -kv[1]):
+        table.add_row(f"PSI {name}", format_figure(value), result.psi_bands.get(name, ""))
+    if result.quality is not None:
+        for key, train_key in _QUALITY_FIGURES:
+            table.add_row(
+                key,
+                format_figure(result.quality.get(key)),
+                f"training {format_figure(result.training.get(train_key))}",
+            )
+    console.print(table)
+    for message in result.messages:
+        console.print(f"note: {message}", markup=False)
+    for kind, path in result.reports.items():
+        console.print(f"{kind}: {path}", markup=False)
+
+
+def check(decision: TriggerDecision, as_json: bool) -> None:
+    """Every trigger rule with its value, limit and verdict; the retraining outcome."""
+    if as_json:
+        print_json(decision.as_dict())
+        return
+    table = Table(title=f"check: champion v{decision.champion_version} -> {decision.action}")
+    table.add_column("rule")
+    table.add_column("value", justify="right")
+    table.add_column("limit", justify="right")
+    table.add_column("verdict")
+    for rule in decision.rules:
+        verdict = "FIRED" if rule["fired"] else ("skipped" if rule["value"] is None else "ok")
+        table.add_row(rule["rule"], format_figure(rule["value"]), f"{rule['limit']:g}", verdict)
+    console.print(table)
+    for line in [*decision.reasons, *decision.messages]:
+        console.print(f"  {line}", markup=False)
+    if decision.retrain is not None:
+        r = decision.retrain
+        console.print(
+            f"retrained: v{r.challenger_version} {'PROMOTED' if r.promoted else 'not promoted'}: {r.reason}",
+            markup=False,
+        )
+    console.print(f"decision record: {decision.record_path}", markup=False)
+
+
+def pipeline(summary: PipelineSummary) -> None:
+    """The closing table of ``creditops pipeline``: each stage's outcome and the swap check."""
+    table = Table(title=f"creditops pipeline, scenario {summary.scenario}", show_header=False)
+    table.add_row(
+        "champion before", f"v{summary.champion_before} (served v{summary.served_before})"
+    )
+    table.add_row("drift", summary.drift_verdict)
+    table.add_row("trigger", summary.trigger)
+    table.add_row("retraining", summary.retrain)
+    swap = "OK" if summary.swap_ok else "MISMATCH"
+    table.add_row(
+        "champion after",
+        f"v{summary.champion_after} (served v{summary.served_after}, expected v{summary.expected_after}: {swap})",
+    )
+    table.add_row(
+        "inference log", f"{summary.rows_logged} rows logged for {summary.rows_sent} scored"
+    )
+    for name, path in sorted(summary.reports.items()):
+        table.add_row(f"report {name}", path)
+    table.add_row("decision record", summary.decision_record)
+    table.add_row("server log", summary.server_log)
+    table.add_row("time", ", ".join(f"{k} {v:.0f} s" for k, v in summary.stage_seconds.items()))
+    table.add_row("inspect", summary.mlflow_ui)
+    console.print(table)

@@ -1,0 +1,340 @@
+"""The retraining trigger's policy, pure: rules over the monitor's figures, and the action.
+
+The policy (``[check]`` config) fires when any rule fires:
+
+* ``f1``: F1 of the bad class on labelled traffic, at the champion's
+  threshold, is below ``min_f1``;
+* ``auc_drop``: the champion's test ROC AUC minus the labelled traffic's is
+  above ``max_auc_drop``;
+* ``drift_share``: Evidently's share of drifted features is at least
+  ``min_drift_share``;
+* ``psi``: the largest PSI (features and score) is at least ``psi_max``;
+* ``invalid_share``: the share of the window's rows that break the contract
+  (set aside by the monitor) is above ``max_invalid_share``.
+
+A rule whose figure is unavailable (no labelled rows, a window too small)
+is skipped and says so; ``invalid_share`` abstains, left out of the record,
+when the figures carry no data-quality share at all. A fired trigger leads to
+``alert`` with retraining off, else to ``retrain`` unless the last retraining
+is younger than ``cooldown_minutes`` (``cooldown``). When ``invalid_share``
+is the only rule that fired, the action is ``alert``: a retraining does not
+mend a broken data feed. :func:`decide` returns the whole
+verdict as a :class:`TriggerDecision`; :mod:`creditops.retraining.run`
+records it and runs the retraining.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from creditops.config import CheckConfig
+from creditops.records import format_figure, json_safe
+
+if TYPE_CHECKING:
+    from creditops.monitoring.result import MonitorResult
+
+
+@dataclass(frozen=True)
+class TriggerFigures:
+    """The figures the policy reads (``None`` = not available in this window)."""
+
+    rows: int
+    labelled_rows: int
+    f1: float | None = None
+    auc: float | None = None
+    training_auc: float | None = None
+    drift_share: float | None = None
+    max_psi: float | None = None
+    max_psi_column: str | None = None
+    # share of the window's rows that break the contract (None: not measured)
+    invalid_share: float | None = None
+    invalid_rows: int = 0
+
+    @property
+    def auc_drop(self) -> float | None:
+        """The champion's test ROC AUC minus the labelled window's (``None``: undefined)."""
+        if self.auc is None or self.training_auc is None or not math.isfinite(self.auc):
+            return None
+        return self.training_auc - self.auc
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule's verdict and the sentence that explains it."""
+
+    rule: str
+    fired: bool
+    value: float | None
+    limit: float
+    reason: str
+
+
+def _usable(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def rule_f1(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
+    """Fires when labelled F1 (bad class) is below ``min_f1``."""
+    if not _usable(figures.f1):
+        return RuleResult("f1", False, None, config.min_f1, "F1 skipped: too few labelled rows")
+    assert figures.f1 is not None
+    fired = figures.f1 < config.min_f1
+    relation = "<" if fired else ">="
+    return RuleResult(
+        "f1",
+        fired,
+        figures.f1,
+        config.min_f1,
+        f"F1 {figures.f1:.4f} {relation} min_f1 {config.min_f1:.4f}",
+    )
+
+
+def rule_auc_drop(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
+    """Fires when ROC AUC fell more than ``max_auc_drop`` below the champion's test figure."""
+    drop = figures.auc_drop
+    if drop is None:
+        return RuleResult(
+            "auc_drop",
+            False,
+            None,
+            config.max_auc_drop,
+            "ROC AUC drop skipped: no labelled AUC or no training AUC",
+        )
+    fired = drop > config.max_auc_drop
+    relation = ">" if fired else "<="
+    return RuleResult(
+        "auc_drop",
+        fired,
+        drop,
+        config.max_auc_drop,
+        f"ROC AUC {figures.auc:.4f} vs training {figures.training_auc:.4f}: "
+        f"drop {drop:+.4f} {relation} "
+        f"max_auc_drop {config.max_auc_drop:.4f}",
+    )
+
+
+def rule_drift_share(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
+    """Fires when the share of drifted features reaches ``min_drift_share``."""
+    if not _usable(figures.drift_share):
+        return RuleResult(
+            "drift_share",
+            False,
+            None,
+            config.min_drift_share,
+            "drift share skipped: window too small",
+        )
+    assert figures.drift_share is not None
+    fired = figures.drift_share >= config.min_drift_share
+    relation = ">=" if fired else "<"
+    return RuleResult(
+        "drift_share",
+        fired,
+        figures.drift_share,
+        config.min_drift_share,
+        f"drifted share {figures.drift_share:.3f} {relation} "
+        f"min_drift_share {config.min_drift_share:.3f}",
+    )
+
+
+def rule_psi(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
+    """Fires when any PSI (a feature's or the score's) reaches ``psi_max``."""
+    if not _usable(figures.max_psi):
+        return RuleResult("psi", False, None, config.psi_max, "PSI skipped: window too small")
+    assert figures.max_psi is not None
+    fired = figures.max_psi >= config.psi_max
+    relation = ">=" if fired else "<"
+    return RuleResult(
+        "psi",
+        fired,
+        figures.max_psi,
+        config.psi_max,
+        f"largest PSI {figures.max_psi:.3f} ({figures.max_psi_column}) {relation} "
+        f"psi_max {config.psi_max:.3f}",
+    )
+
+
+def rule_invalid_share(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
+    """Fires when the share of rows breaking the contract is above ``max_invalid_share``."""
+    if not _usable(figures.invalid_share):
+        return RuleResult(
+            "invalid_share",
+            False,
+            None,
+            config.max_invalid_share,
+            "invalid share skipped: the window's data quality was not measured",
+        )
+    assert figures.invalid_share is not None
+    fired = figures.invalid_share > config.max_invalid_share
+    relation = ">" if fired else "<="
+    total = figures.rows + figures.invalid_rows
+    return RuleResult(
+        "invalid_share",
+        fired,
+        figures.invalid_share,
+        config.max_invalid_share,
+        f"invalid share {figures.invalid_share:.3f} ({figures.invalid_rows} of {total} rows "
+        f"break the contract) {relation} max_invalid_share {config.max_invalid_share:.3f}",
+    )
+
+
+RULES = (rule_f1, rule_auc_drop, rule_drift_share, rule_psi, rule_invalid_share)
+# rules about the data feed, not the model: they alert, never retrain on their own
+DATA_RULES = frozenset({"invalid_share"})
+
+
+def evaluate_rules(figures: TriggerFigures, config: CheckConfig) -> list[RuleResult]:
+    """Every rule's verdict, in a fixed order (``invalid_share`` only when measured)."""
+    return [
+        rule(figures, config)
+        for rule in RULES
+        if rule is not rule_invalid_share or figures.invalid_share is not None
+    ]
+
+
+def cooldown_remaining(
+    last_retrain: datetime | None, now: datetime, cooldown_minutes: float
+) -> float:
+    """Minutes left before another retraining may start (0 when free)."""
+    if last_retrain is None:
+        return 0.0
+    left = last_retrain + timedelta(minutes=cooldown_minutes) - now
+    return max(left.total_seconds() / 60.0, 0.0)
+
+
+def decide_action(fired: bool, retrain: bool, cooldown_left: float) -> str:
+    """``none`` | ``alert`` (fired, retraining off) | ``cooldown`` | ``retrain``."""
+    if not fired:
+        return "none"
+    if not retrain:
+        return "alert"
+    return "cooldown" if cooldown_left > 0 else "retrain"
+
+
+def figures_from_monitor(result: MonitorResult) -> TriggerFigures:
+    """The policy's figures out of a :class:`~creditops.monitoring.result.MonitorResult`."""
+    quality = result.quality or {}
+    worst = result.max_psi
+    return TriggerFigures(
+        rows=result.rows,
+        labelled_rows=result.labelled_rows,
+        f1=quality.get("f1_bad"),
+        auc=quality.get("roc_auc"),
+        training_auc=result.training.get("test_roc_auc"),
+        drift_share=result.drift_share,
+        max_psi=worst[1] if worst else None,
+        max_psi_column=worst[0] if worst else None,
+        invalid_share=result.invalid_share,
+        invalid_rows=result.invalid_rows,
+    )
+
+
+@dataclass
+class RetrainOutcome:
+    """What a retraining run produced and what the gate said."""
+
+    training_run_id: str
+    challenger_version: int
+    promoted: bool
+    reason: str
+    challenger_auc: float
+    champion_auc: float | None
+    train_rows: int
+    production_rows: int
+    holdout_rows: int
+    seconds: float
+    # the promotion gate's rule that decided (creditops.registry.promotion.GATE_RULES)
+    gate_rule: str = ""
+
+
+@dataclass
+class TriggerDecision:
+    """The trigger's verdict with every figure behind it."""
+
+    created_at: str
+    champion_version: int
+    fired: bool
+    action: str
+    reasons: list[str]
+    rules: list[dict[str, Any]]
+    figures: dict[str, Any]
+    cooldown_minutes_left: float
+    monitor_run_id: str = ""
+    # the figures judged: their window, when the monitor computed them, their age
+    window: str = ""
+    figures_computed_at: str = ""
+    figures_age_minutes: float | None = None
+    retrain: RetrainOutcome | None = None
+    # a retraining that failed: its error (the cooldown does not start)
+    retrain_error: str = ""
+    record_path: str = ""
+    messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as JSON-safe data (the decision file's format)."""
+        data = asdict(self)
+        safe: dict[str, Any] = json_safe(data)
+        return safe
+
+    def log_line(self) -> str:
+        """The verdict, every rule's figure and limit, and any retraining, in one line."""
+        figures = ", ".join(
+            f"{r['rule']}={format_figure(r['value'])}/{r['limit']:g}" for r in self.rules
+        )
+        why = "; ".join(self.reasons) or "no rule fired"
+        verdict = "FIRED" if self.fired else "quiet"
+        line = f"check v{self.champion_version}: {verdict} -> {self.action} ({figures}): {why}"
+        if self.retrain is not None:
+            r = self.retrain
+            line += (
+                f"; retrained v{r.challenger_version} "
+                f"{'PROMOTED' if r.promoted else 'not promoted'} (gate rule {r.gate_rule}): "
+                f"{r.reason}"
+            )
+        if self.retrain_error:
+            line += f"; retraining FAILED: {self.retrain_error}"
+        if self.window:
+            line += f"; figures of {self.window} computed at {self.figures_computed_at}"
+        return line
+
+
+def decide(
+    figures: TriggerFigures,
+    config: CheckConfig,
+    *,
+    champion_version: int,
+    retrain: bool,
+    last_retrain: datetime | None,
+    now: datetime,
+) -> TriggerDecision:
+    """The whole policy: rules, then the action given retraining and the cooldown. Pure."""
+    rules = evaluate_rules(figures, config)
+    fired_rules = [r for r in rules if r.fired]
+    model_fired = any(r.rule not in DATA_RULES for r in fired_rules)
+    left = cooldown_remaining(last_retrain, now, config.cooldown_minutes)
+    action = decide_action(bool(fired_rules), retrain and model_fired, left)
+    messages = [r.reason for r in rules if r.value is None]
+    if fired_rules and retrain and not model_fired:
+        messages.append(
+            "retraining not started: only data-quality rules fired; fix the data feed "
+            "(see the monitor's data-quality report), a retraining does not mend broken rows"
+        )
+    if action == "cooldown":
+        messages.append(
+            f"retraining held back: the last one was at "
+            f"{last_retrain.isoformat() if last_retrain else '?'}, "
+            f"cooldown {config.cooldown_minutes:g} min, {left:.1f} min left"
+        )
+    return TriggerDecision(
+        created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        champion_version=champion_version,
+        fired=bool(fired_rules),
+        action=action,
+        reasons=[r.reason for r in fired_rules],
+        rules=[asdict(r) for r in rules],
+        figures=asdict(figures) | {"auc_drop": figures.auc_drop},
+        cooldown_minutes_left=left,
+        messages=messages,
+    )
