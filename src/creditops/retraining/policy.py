@@ -26,6 +26,7 @@ records it and runs the retraining.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -76,107 +77,101 @@ def _usable(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+_NOT = {"<": ">=", ">": "<=", ">=": "<"}
+
+
+def _threshold_rule(
+    rule: str,
+    value: float | None,
+    limit: float,
+    *,
+    fires_when: str,
+    skipped: str,
+    describe: Callable[[float, str], str],
+) -> RuleResult:
+    """A rule that fires when ``value`` stands in ``fires_when`` ("<", ">", ">=") to ``limit``.
+
+    An absent or undefined value abstains with the ``skipped`` sentence;
+    ``describe(value, relation)`` words the verdict with the relation that held.
+    """
+    if value is None or not _usable(value):
+        return RuleResult(rule, False, None, limit, skipped)
+    fired = {"<": value < limit, ">": value > limit, ">=": value >= limit}[fires_when]
+    relation = fires_when if fired else _NOT[fires_when]
+    return RuleResult(rule, fired, value, limit, describe(value, relation))
+
+
 def rule_f1(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
     """Fires when labelled F1 (bad class) is below ``min_f1``."""
-    if not _usable(figures.f1):
-        return RuleResult("f1", False, None, config.min_f1, "F1 skipped: too few labelled rows")
-    assert figures.f1 is not None
-    fired = figures.f1 < config.min_f1
-    relation = "<" if fired else ">="
-    return RuleResult(
+    limit = config.min_f1
+    return _threshold_rule(
         "f1",
-        fired,
         figures.f1,
-        config.min_f1,
-        f"F1 {figures.f1:.4f} {relation} min_f1 {config.min_f1:.4f}",
+        limit,
+        fires_when="<",
+        skipped="F1 skipped: too few labelled rows",
+        describe=lambda v, r: f"F1 {v:.4f} {r} min_f1 {limit:.4f}",
     )
 
 
 def rule_auc_drop(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
     """Fires when ROC AUC fell more than ``max_auc_drop`` below the champion's test figure."""
-    drop = figures.auc_drop
-    if drop is None:
-        return RuleResult(
-            "auc_drop",
-            False,
-            None,
-            config.max_auc_drop,
-            "ROC AUC drop skipped: no labelled AUC or no training AUC",
-        )
-    fired = drop > config.max_auc_drop
-    relation = ">" if fired else "<="
-    return RuleResult(
+    limit = config.max_auc_drop
+    return _threshold_rule(
         "auc_drop",
-        fired,
-        drop,
-        config.max_auc_drop,
-        f"ROC AUC {figures.auc:.4f} vs training {figures.training_auc:.4f}: "
-        f"drop {drop:+.4f} {relation} "
-        f"max_auc_drop {config.max_auc_drop:.4f}",
+        figures.auc_drop,
+        limit,
+        fires_when=">",
+        skipped="ROC AUC drop skipped: no labelled AUC or no training AUC",
+        describe=lambda v, r: (
+            f"ROC AUC {figures.auc:.4f} vs training {figures.training_auc:.4f}: "
+            f"drop {v:+.4f} {r} max_auc_drop {limit:.4f}"
+        ),
     )
 
 
 def rule_drift_share(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
     """Fires when the share of drifted features reaches ``min_drift_share``."""
-    if not _usable(figures.drift_share):
-        return RuleResult(
-            "drift_share",
-            False,
-            None,
-            config.min_drift_share,
-            "drift share skipped: window too small",
-        )
-    assert figures.drift_share is not None
-    fired = figures.drift_share >= config.min_drift_share
-    relation = ">=" if fired else "<"
-    return RuleResult(
+    limit = config.min_drift_share
+    return _threshold_rule(
         "drift_share",
-        fired,
         figures.drift_share,
-        config.min_drift_share,
-        f"drifted share {figures.drift_share:.3f} {relation} "
-        f"min_drift_share {config.min_drift_share:.3f}",
+        limit,
+        fires_when=">=",
+        skipped="drift share skipped: window too small",
+        describe=lambda v, r: f"drifted share {v:.3f} {r} min_drift_share {limit:.3f}",
     )
 
 
 def rule_psi(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
     """Fires when any PSI (a feature's or the score's) reaches ``psi_max``."""
-    if not _usable(figures.max_psi):
-        return RuleResult("psi", False, None, config.psi_max, "PSI skipped: window too small")
-    assert figures.max_psi is not None
-    fired = figures.max_psi >= config.psi_max
-    relation = ">=" if fired else "<"
-    return RuleResult(
+    limit = config.psi_max
+    return _threshold_rule(
         "psi",
-        fired,
         figures.max_psi,
-        config.psi_max,
-        f"largest PSI {figures.max_psi:.3f} ({figures.max_psi_column}) {relation} "
-        f"psi_max {config.psi_max:.3f}",
+        limit,
+        fires_when=">=",
+        skipped="PSI skipped: window too small",
+        describe=lambda v, r: (
+            f"largest PSI {v:.3f} ({figures.max_psi_column}) {r} psi_max {limit:.3f}"
+        ),
     )
 
 
 def rule_invalid_share(figures: TriggerFigures, config: CheckConfig) -> RuleResult:
     """Fires when the share of rows breaking the contract is above ``max_invalid_share``."""
-    if not _usable(figures.invalid_share):
-        return RuleResult(
-            "invalid_share",
-            False,
-            None,
-            config.max_invalid_share,
-            "invalid share skipped: the window's data quality was not measured",
-        )
-    assert figures.invalid_share is not None
-    fired = figures.invalid_share > config.max_invalid_share
-    relation = ">" if fired else "<="
+    limit = config.max_invalid_share
     total = figures.rows + figures.invalid_rows
-    return RuleResult(
+    return _threshold_rule(
         "invalid_share",
-        fired,
         figures.invalid_share,
-        config.max_invalid_share,
-        f"invalid share {figures.invalid_share:.3f} ({figures.invalid_rows} of {total} rows "
-        f"break the contract) {relation} max_invalid_share {config.max_invalid_share:.3f}",
+        limit,
+        fires_when=">",
+        skipped="invalid share skipped: the window's data quality was not measured",
+        describe=lambda v, r: (
+            f"invalid share {v:.3f} ({figures.invalid_rows} of {total} rows "
+            f"break the contract) {r} max_invalid_share {limit:.3f}"
+        ),
     )
 
 
