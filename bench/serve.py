@@ -11,6 +11,7 @@ server under test: figures are what this machine gives, not the server alone.
     .venv/bin/python bench/serve.py                 # champion of ./creditops.toml, or a temporary one
     .venv/bin/python bench/serve.py --duration 5    # a quick look
     .venv/bin/python bench/serve.py --starts 9 --first-answer-only   # start-up only: 9 cold starts
+    .venv/bin/python bench/serve.py --durability    # async vs acknowledged log, c=8, same run
 """
 
 from __future__ import annotations
@@ -94,22 +95,28 @@ def temporary_champion(root: Path, family: str) -> Settings:
     return settings
 
 
-def write_config(settings: Settings, path: Path, store_url: str, runs_log: Path) -> None:
+def write_config(
+    settings: Settings, path: Path, store_url: str, runs_log: Path, durability: str = "async"
+) -> None:
     lines = ["[mlflow]"]
     for key, value in settings.mlflow.model_dump(mode="json").items():
         lines.append(f"{key} = {json.dumps(value)}")
     lines += ["[serve]", f"store_url = {json.dumps(store_url)}", "poll_seconds = 10.0"]
+    lines += [f"durability = {json.dumps(durability)}"]
     lines += ["[logging]", f"runs_log = {json.dumps(str(runs_log))}"]
     path.write_text("\n".join(lines) + "\n")
 
 
-def start_creditops(settings: Settings, folder: Path) -> tuple[subprocess.Popen[bytes], int, float]:
+def start_creditops(
+    settings: Settings, folder: Path, durability: str = "async"
+) -> tuple[subprocess.Popen[bytes], int, float]:
     """`creditops serve` on a free port, its inference log and run log in ``folder``.
 
     Returns the process, its port and the ``perf_counter`` just before it started.
     """
     config = folder / "creditops.toml"
-    write_config(settings, config, f"sqlite:///{folder / 'inferences.db'}", folder / "runs.log")
+    store_url = f"sqlite:///{folder / 'inferences.db'}"
+    write_config(settings, config, store_url, folder / "runs.log", durability)
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -246,6 +253,38 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def compare_durability(settings: Settings, workdir: Path, wrk: str, duration: int) -> None:
+    """Throughput and p99 of single-row /invocations at c=8, async then acknowledged log."""
+    one = json.dumps({"dataframe_records": records(1)}).encode()
+    figures: dict[str, dict[str, float]] = {}
+    for mode in ("async", "acknowledged"):
+        folder = workdir / f"durability-{mode}"
+        folder.mkdir()
+        process, port, started = start_creditops(settings, folder, durability=mode)
+        url = f"http://127.0.0.1:{port}/invocations"
+        try:
+            wait_first_answer(url, one, process, started)
+            warm_up(url, one)
+            figures[mode] = stats = run_wrk(wrk, url, one, 8, duration, folder)
+        finally:
+            stop(process)
+        from creditops.serving.store import InferenceStore
+
+        store = InferenceStore(f"sqlite:///{folder / 'inferences.db'}")
+        stats["logged_rows"] = float(store.count())
+        store.close()
+        print(
+            f"  durability {mode:12s} c=8: {stats['rps']:8.0f} req/s  p50 {stats['p50_ms']:.2f} ms  "
+            f"p99 {stats['p99_ms']:.2f} ms  non-2xx {stats['errors']:.0f}  "
+            f"rows logged {stats['logged_rows']:.0f} (wrk completed {stats['requests']:.0f})",
+            flush=True,
+        )
+    ratio = figures["acknowledged"]["rps"] / figures["async"]["rps"]
+    print(f"  acknowledged / async throughput: {ratio:.2f}x")
+    (workdir / "durability.json").write_text(json.dumps(figures, indent=2))
+    print(f"raw figures: {workdir / 'durability.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -265,6 +304,11 @@ def main() -> None:
         "--first-answer-only",
         action="store_true",
         help="time the cold starts only: no load, no batches, no mlflow models serve",
+    )
+    parser.add_argument(
+        "--durability",
+        action="store_true",
+        help="only compare [serve] durability async vs acknowledged (c=8 /invocations)",
     )
     args = parser.parse_args()
     wrk = "" if args.first_answer_only else ensure_wrk()
@@ -287,6 +331,9 @@ def main() -> None:
         f"champion: {ref.name} v{ref.version} ({ref.family}); {os.cpu_count()} cores; wrk {args.duration} s per run"
     )
 
+    if args.durability:
+        compare_durability(settings, workdir, wrk, args.duration)
+        return
     one = json.dumps({"dataframe_records": records(1)}).encode()
     if args.first_answer_only:
         times = time_cold_starts(settings, workdir, one, args.starts)

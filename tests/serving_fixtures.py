@@ -9,6 +9,7 @@ loopback port.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -16,14 +17,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from creditops.config import Settings
 from support import make_settings
@@ -31,6 +34,7 @@ from support import make_settings
 SERVE_SECTION: dict[str, Any] = {
     "poll_seconds": 0.5,
     "admin_api_key": "test-key",
+    "feedback_api_key": "feedback-test-key",
     "flush_interval_seconds": 0.05,
     "max_batch_rows": 10_000,
 }
@@ -107,7 +111,12 @@ def write_config(settings: Settings, path: Path) -> Path:
     lines = []
     for section in ("mlflow", "serve", "logging"):
         lines.append(f"[{section}]")
-        for key, value in getattr(settings, section).model_dump(mode="json").items():
+        model = getattr(settings, section)
+        values = model.model_dump(mode="json")
+        for name in values:  # a secret's real value, not its "**********" dump
+            if isinstance(getattr(model, name), SecretStr):
+                values[name] = getattr(model, name).get_secret_value()
+        for key, value in values.items():
             lines.append(f"{key} = {json.dumps(value)}")
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -180,3 +189,58 @@ def start_server(tmp_path: Path) -> Iterator[Any]:
     for server in servers:
         if server.process.poll() is None:
             server.terminate()
+
+
+FEEDBACK_HEADERS = {"X-Feedback-Key": SERVE_SECTION["feedback_api_key"]}
+
+
+class InProcessServer:
+    """A real uvicorn server on a loopback port, its event loop in a thread of this process.
+
+    ``loop`` and ``loop_thread`` are the server's: tests run coroutines on that
+    loop (``run``) and tell its thread from the worker threads.
+    """
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", ws="none", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread = threading.Thread(target=self._run, name="test-server-loop", daemon=True)
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve()
+
+        asyncio.run(serve())
+
+    def __enter__(self) -> InProcessServer:
+        self.loop_thread.start()
+        wait_until(lambda: self.server.started or not self.loop_thread.is_alive())
+        assert self.server.started, "the in-process server did not start"
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.loop_thread.join(60)
+
+    def run(self, coroutine: Any) -> Any:
+        """Schedule ``coroutine`` on the server's loop; returns its concurrent future."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)

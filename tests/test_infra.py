@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from creditops import schema
 from creditops.config import Settings
-from serving_fixtures import Server, free_port
+from serving_fixtures import FEEDBACK_HEADERS, SERVE_SECTION, Server, free_port
 from support import make_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -133,6 +133,7 @@ def client_sections(root: Path, tracking_uri: str) -> dict[str, dict[str, Any]]:
             "store_url": f"sqlite:///{root / 'inferences.db'}",
             "flush_interval_seconds": 0.05,
             "poll_seconds": 0,
+            "feedback_api_key": SERVE_SECTION["feedback_api_key"],
         },
     }
 
@@ -189,7 +190,9 @@ def test_train_promote_serve_feedback_through_the_tracking_server(
         champion = http.get("/model").json()
         assert prediction["model_version"] == champion["version"]
         feedback = http.post(
-            "/feedback", json={"request_id": prediction["request_id"], "outcome": "bad"}
+            "/feedback",
+            json={"request_id": prediction["request_id"], "outcome": "bad"},
+            headers=FEEDBACK_HEADERS,
         )
         assert feedback.status_code == 200, feedback.text
 

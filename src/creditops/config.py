@@ -13,11 +13,12 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from creditops.errors import ConfigError
 from creditops.search_space import ParamSpace, default_grid, default_search_space, list_values
+from creditops.secrets import redact_values
 
 Family = Literal["logreg", "random_forest", "xgboost", "lightgbm"]
 FAMILIES: tuple[str, ...] = get_args(Family)
@@ -37,6 +38,8 @@ class MlflowConfig(Section):
     artifact_location: str = "mlartifacts"
     registered_model: str = Field("credit-risk", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     request_timeout_seconds: float = Field(10.0, gt=0)
+    # refuse a version without a model_sha256 tag (it would be unpickled unverified)
+    require_model_digest: bool = True
 
 
 class DataConfig(Section):
@@ -117,6 +120,9 @@ class TrainConfig(Section):
 class PromoteConfig(Section):
     min_auc: Probability = 0.70
     min_improvement: float = Field(0.01, ge=0.0, lt=1.0)
+    # gate a version that records no training data (register_fitted) without
+    # checking that the holdout shares no row with it (false: refused)
+    allow_unverified_holdout: bool = False
 
 
 class ServeConfig(Section):
@@ -126,10 +132,25 @@ class ServeConfig(Section):
     max_batch_rows: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     poll_seconds: float = Field(10.0, ge=0)
-    admin_api_key: str = ""
+    # a secret: held as SecretStr (printed and logged as **********); read with
+    # .get_secret_value(). Set it from CREDITOPS_SERVE__ADMIN_API_KEY, not the file
+    admin_api_key: SecretStr = SecretStr("")
+    # the key POST /feedback requires (header X-Feedback-Key), not the admin key:
+    # outcomes feed the trigger and the retraining data. Empty = /feedback refuses
+    # everything. A secret: set it from CREDITOPS_SERVE__FEEDBACK_API_KEY
+    feedback_api_key: SecretStr = SecretStr("")
     store_url: str = "sqlite:///state/inferences.db"
     flush_interval_seconds: float = Field(0.05, gt=0)
     flush_max_rows: int = Field(2_000, ge=1)
+    # "async": answer, then log (fast); "acknowledged": answer only once the row is
+    # committed (or, while the store is down, synced to the journal)
+    durability: Literal["async", "acknowledged"] = "async"
+    # async: rows held in memory while the store is down; beyond, they go to the journal
+    log_queue_max_rows: int = Field(100_000, ge=1)
+    # journal files, one per process (host and pid in the name): `creditops store replay`
+    journal_dir: Path = Path("state/journal")
+    # acknowledged: seconds the writer gathers concurrent requests into one commit
+    group_commit_seconds: float = Field(0.002, ge=0, le=1)
     reasons_top_k: int = Field(3, ge=0, le=13)
     original_codes: bool = False
 
@@ -142,6 +163,9 @@ class SimulateConfig(Section):
     batch_rows: int = Field(1, ge=1)
     seed: int = Field(7, ge=0)
     service_url: str = "http://127.0.0.1:8000"
+    # the key sent with each outcome to POST /feedback; empty = [serve] feedback_api_key
+    # (one machine, one config). A secret: CREDITOPS_SIMULATE__FEEDBACK_API_KEY
+    feedback_api_key: SecretStr = SecretStr("")
     timeout_seconds: float = Field(10.0, gt=0)
     jitter: float = Field(0.05, ge=0.0, le=1.0)
     income_factor: float = Field(0.6, gt=0)
@@ -172,6 +196,10 @@ class MonitorConfig(Section):
     drift_threshold: float = Field(0.0, ge=0.0)
     # rows scored by other model versions than the champion are left out
     champion_rows_only: bool = True
+    # a --current file's integer category codes are read with the original
+    # pipeline's code table (serving.original_codes); off, each is a
+    # data-quality finding whose rule names this switch
+    original_codes: bool = False
 
 
 class CheckConfig(Section):
@@ -196,6 +224,8 @@ class CheckConfig(Section):
     # more against the champion's larger reference set
     production_weight: float = Field(1.0, gt=0, le=100)
     decisions_dir: Path = Path("reports/decisions")
+    # a retraining lock (in the inference store) older than this is stale and broken
+    lock_stale_minutes: float = Field(360.0, gt=0)
 
 
 class MlflowServerConfig(Section):
@@ -308,6 +338,13 @@ def _env_origin(loc: tuple[int | str, ...]) -> str:
     return ""
 
 
+def _shown(loc: tuple[int | str, ...], value: object) -> str:
+    """A rejected value as the message may quote it: a secret masked, a URL's password hidden."""
+    if loc and str(loc[-1]).endswith(("api_key", "password", "secret", "token")):
+        return "'**********'"
+    return repr(redact_values(value))
+
+
 def _describe(exc: ValidationError, path: Path | None) -> str:
     where = f"config {path}" if path else "config"
     problems = []
@@ -317,7 +354,7 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         value = error.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        shown = "" if isinstance(value, dict) else f" = {_shown(error['loc'], value)}"
         origin = _env_origin(error["loc"])
         problems.append(f"{key}{shown}{origin}: {message}")
     return f"{where}: " + "; ".join(problems)

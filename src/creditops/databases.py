@@ -13,16 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from creditops.errors import CreditOpsError, StoreError, first_line
+from creditops.secrets import redact_url
 
 
 def safe_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and logs)."""
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+    """``url`` with its password replaced by ``***`` (:func:`creditops.secrets.redact_url`)."""
+    return redact_url(url)
 
 
 def _cause(exc: BaseException) -> str:
@@ -55,8 +51,8 @@ def check_database(
 
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise error(f"{role} URL {url!r} is malformed: {exc}") from exc
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+        raise error(f"{role} URL {safe_url(url)!r} is malformed: {first_line(exc)}") from exc
     connect_args: dict[str, int] = {}
     if parsed.get_backend_name() == "postgresql":
         connect_args["connect_timeout"] = timeout_seconds

@@ -14,7 +14,10 @@ translated at the boundary with ``raise ... from exc``.
     ├── TrainingError          the search or a fit failed
     ├── BatchEngineError       the Dask cluster of a batch run is unreachable or failed
     ├── RegistryError          registry operation failed
-    │   └── NoChampionError    no version holds the ``champion`` alias
+    │   ├── NoChampionError    no version holds the ``champion`` alias
+    │   ├── RegistryUnavailableError  the registry did not answer or failed (never "unset")
+    │   ├── NoTrainingDataError  a version records no training data to check against
+    │   └── ModelIntegrityError  a model's files do not match the digest recorded at registration
     ├── StoreError             the inference log cannot be read or written
     ├── SimulationError        traffic could not be sent to the service
     └── MonitorError           a drift / quality report cannot be produced
@@ -67,6 +70,21 @@ class NoChampionError(RegistryError):
         self.model_name = model_name
 
 
+class ModelIntegrityError(RegistryError):
+    """A model's files do not match the SHA-256 recorded when it was registered (or none was)."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry is unreachable or failed (connection refused, timeout, 5xx).
+
+    Distinct from an unset alias: a caller must never read it as "no champion".
+    """
+
+
+class NoTrainingDataError(RegistryError):
+    """A version records no training data (registered outside ``creditops train``)."""
+
+
 class StoreError(CreditOpsError):
     """The inference log cannot be read or written."""
 
@@ -85,5 +103,8 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     Third-party errors (MLflow's above all) carry whole tracebacks or HTML
     pages in their message; a user is shown one line of it.
     """
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    from creditops.secrets import redact_text
+
+    # a driver or HTTP error may quote the URL it was given, password included
+    lines = [line.strip() for line in redact_text(str(exc)).splitlines() if line.strip()]
     return lines[0][:limit] if lines else type(exc).__name__

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from creditops import registry, schema, stages
 from creditops.config import DataConfig, MlflowConfig, PromoteConfig, ServeConfig, Settings
 from creditops.data import Dataset, load_dataset, prepare_dataset
+from creditops.secrets import redact_url
 from creditops.service_process import ServiceProcess
 from creditops.serving.store import InferenceStore
 
@@ -78,7 +81,7 @@ def run_pipeline(
         CreditOpsError: a stage failed; the service is stopped first.
     """
     summary = PipelineSummary(scenario=scenario)
-    summary.mlflow_ui = f"mlflow ui --backend-store-uri {settings.mlflow.tracking_uri}"
+    summary.mlflow_ui = f"mlflow ui --backend-store-uri {redact_url(settings.mlflow.tracking_uri)}"
     lap = StageClock(summary.stage_seconds)
     report = stages.train(settings, dataset=_training_data(settings.data, scenario))
     lap("train")
@@ -89,7 +92,7 @@ def run_pipeline(
     with _live_service(config_path, settings.serve, serve_log, poll_seconds, summary) as service:
         summary.served_before = service.start(ready_timeout)
         lap("serve")
-        live = _pointed_at(settings, service.process.url)
+        live = _pointed_at(settings, service.process.url, service.process.feedback_key)
         simulation = stages.simulate(live, scenario, samples=samples)
         summary.rows_sent = simulation.scored
         lap("simulate")
@@ -146,11 +149,12 @@ def _promote(
     return champion.version
 
 
-def _pointed_at(settings: Settings, service_url: str) -> Settings:
-    """``settings`` with the simulated traffic sent to ``service_url``."""
-    return settings.model_copy(
-        update={"simulate": settings.simulate.model_copy(update={"service_url": service_url})}
+def _pointed_at(settings: Settings, service_url: str, feedback_key: str) -> Settings:
+    """``settings`` with the simulated traffic (and its outcomes, with the key) sent to the service."""
+    simulate = settings.simulate.model_copy(
+        update={"service_url": service_url, "feedback_api_key": SecretStr(feedback_key)}
     )
+    return settings.model_copy(update={"simulate": simulate})
 
 
 def _record_monitoring(summary: PipelineSummary, result: MonitorResult) -> None:

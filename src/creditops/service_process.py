@@ -57,13 +57,16 @@ class ServiceProcess:
         if port == 0 or not port_is_free(host, port):
             port = free_port(host)
         self.url = f"http://{host}:{port}"
-        self.api_key = serve.admin_api_key or secrets.token_hex(16)
+        self.api_key = serve.admin_api_key.get_secret_value() or secrets.token_hex(16)
+        # the simulated traffic posts its outcomes with it (pipeline._pointed_at)
+        self.feedback_key = serve.feedback_api_key.get_secret_value() or secrets.token_hex(16)
         self.log_path = log_path
         env = dict(os.environ)
         env.update(
             {
                 "CREDITOPS_SERVE__PORT": str(port),
                 "CREDITOPS_SERVE__ADMIN_API_KEY": self.api_key,
+                "CREDITOPS_SERVE__FEEDBACK_API_KEY": self.feedback_key,
                 "CREDITOPS_SERVE__POLL_SECONDS": str(poll_seconds),
                 "CREDITOPS_SERVE__WORKERS": "1",
             }

@@ -47,8 +47,11 @@ def simulate(
     """Send a scenario's traffic to ``[simulate] service_url`` (see ``simulation.run``)."""
     from creditops.simulation.run import run_simulation
 
+    simulate = settings.simulate
+    if not simulate.feedback_api_key.get_secret_value():  # one machine, one config
+        simulate = simulate.model_copy(update={"feedback_api_key": settings.serve.feedback_api_key})
     return run_simulation(
-        settings.simulate,
+        simulate,
         settings.mlflow,
         settings.data,
         scenario,

@@ -8,7 +8,9 @@ exist only in its fluent API (logging and loading an sklearn model) run inside
 the call and restores what was there before.
 
 The registry (versions, aliases, the gate) builds on this client; training
-logs its runs and registers its finalists through it.
+logs its runs and registers its finalists through it. Every version it
+registers is tagged with the SHA-256 of its model files
+(:mod:`creditops.integrity`), which each stage checks before unpickling them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +29,8 @@ from mlflow.tracking import MlflowClient
 
 from creditops.config import MlflowConfig
 from creditops.errors import RegistryError, TrackingError, first_line
+from creditops.integrity import MODEL_DIGEST_TAG, folder_digest
+from creditops.secrets import redact_url
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -46,12 +51,17 @@ class TrackingClient(MlflowClient):
     Attributes:
         uri: the tracking (and registry) URI.
         experiment_id: the configured experiment's id (created by :func:`connect`).
+        require_model_digest: refuse to load a version without a ``model_sha256``
+            tag (``[mlflow] require_model_digest``; see :mod:`creditops.integrity`).
     """
 
-    def __init__(self, uri: str, experiment_id: str = "") -> None:
+    def __init__(
+        self, uri: str, experiment_id: str = "", *, require_model_digest: bool = True
+    ) -> None:
         super().__init__(tracking_uri=uri, registry_uri=uri)
         self.uri = uri
         self.experiment_id = experiment_id
+        self.require_model_digest = require_model_digest
 
     @contextmanager
     def fluent(self, run_id: str | None = None) -> Iterator[None]:
@@ -63,7 +73,11 @@ class TrackingClient(MlflowClient):
         from mlflow.tracking._model_registry import utils as registry_utils
         from mlflow.tracking._tracking_service import utils as tracking_utils
 
+        # set_tracking_uri / set_registry_uri also export MLFLOW_TRACKING_URI and
+        # MLFLOW_REGISTRY_URI, which MLflow's own default clients read: put both back too
+        names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
         saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+        saved_env = {name: os.environ.get(name) for name in names}
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         try:
@@ -74,6 +88,11 @@ class TrackingClient(MlflowClient):
                     yield
         finally:
             tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     @contextmanager
     def run(
@@ -123,8 +142,25 @@ class TrackingClient(MlflowClient):
             info = mlflow.sklearn.log_model(pipeline, name="model", **options)
         return str(info.model_uri)
 
+    def download_model(self, model_uri: str, folder: Path) -> Path:
+        """Download the model artifact behind ``model_uri`` into ``folder``; returns its path."""
+        import mlflow.artifacts
+
+        with self.fluent():
+            path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(folder))
+        return Path(path)
+
+    def model_digest(self, model_uri: str) -> str:
+        """The SHA-256 of the files the store holds for ``model_uri`` (see :mod:`creditops.integrity`)."""
+        with tempfile.TemporaryDirectory(prefix="creditops-digest-") as tmp:
+            return folder_digest(self.download_model(model_uri, Path(tmp)))
+
     def load_sklearn_model(self, model_uri: str) -> Pipeline:
-        """The fitted pipeline behind ``model_uri`` (``models:/NAME/VERSION``, ``runs:/...``)."""
+        """The fitted pipeline behind ``model_uri`` (``models:/NAME/VERSION``, ``runs:/...``).
+
+        Unverified: the stages load registered versions through
+        :func:`creditops.registry.load_pipeline`, which checks the artifact's digest first.
+        """
         import mlflow.sklearn
 
         with self.fluent():
@@ -136,28 +172,41 @@ class TrackingClient(MlflowClient):
     ) -> int:
         """Register a logged model as a new version of ``name`` (created if absent).
 
+        The version is tagged with the SHA-256 of the model's files
+        (``model_sha256``): the one in ``tags``, else computed from the files the
+        store holds for ``model_uri`` (downloaded for it).
+
         Raises:
-            RegistryError: the registry refused it.
+            RegistryError: the registry refused it, or the model cannot be downloaded.
         """
         from mlflow.exceptions import MlflowException
 
+        all_tags = dict(tags)
         try:
+            if MODEL_DIGEST_TAG not in all_tags:
+                all_tags[MODEL_DIGEST_TAG] = self.model_digest(model_uri)
             try:
                 self.get_registered_model(name)
             except MlflowException:
                 self.create_registered_model(name, description="creditops credit-risk scorer")
             # a tracking server accepts a models:/<model_id> source only with its model_id
             logged = re.fullmatch(r"models:/(m-[0-9a-f]+)", model_uri)
-            version = self.create_model_version(
-                name,
-                model_uri,
-                run_id=run_id,
-                tags=dict(tags),
-                model_id=logged.group(1) if logged else None,
-            )
+            # MLflow resolves a models:/m-... source through its default client: scope it here
+            with self.fluent():
+                version = self.create_model_version(
+                    name,
+                    model_uri,
+                    run_id=run_id,
+                    tags=all_tags,
+                    model_id=logged.group(1) if logged else None,
+                )
         except MlflowException as exc:
             raise RegistryError(
                 f"cannot register {model_uri} as {name!r}: {first_line(exc)}"
+            ) from exc
+        except OSError as exc:  # the download for the digest: a full disk, say
+            raise RegistryError(
+                f"cannot register {model_uri} as {name!r}: reading its files failed: {exc}"
             ) from exc
         return int(version.version)
 
@@ -187,7 +236,7 @@ def connect(config: MlflowConfig) -> TrackingClient:
     uri = config.tracking_uri
     if not _URI.match(uri):
         raise TrackingError(
-            f"tracking URI {uri!r} is malformed: expected sqlite:///PATH, postgresql://..., "
+            f"tracking URI {redact_url(uri)!r} is malformed: expected sqlite:///PATH, postgresql://..., "
             "http(s)://HOST:PORT or file:PATH"
         )
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -196,12 +245,16 @@ def connect(config: MlflowConfig) -> TrackingClient:
             "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(config.request_timeout_seconds))
         )
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        if redact_url(uri) != uri:
+            # MLflow prints "View run ... at: <tracking URI>/#/..." as each run ends: the
+            # URI's password with it
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # the store's schema set-up chatter is not the user's business
     for noisy in ("mlflow.store.db.utils", "alembic", "mlflow.tracking._tracking_service.client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    client = TrackingClient(uri)
+    client = TrackingClient(uri, require_model_digest=config.require_model_digest)
     try:
         experiment = client.get_experiment_by_name(config.experiment)
         if experiment is not None:
@@ -216,5 +269,7 @@ def connect(config: MlflowConfig) -> TrackingClient:
                 config.experiment, artifact_location=location
             )
     except Exception as exc:  # MLflow raises many types; all mean the store is unusable
-        raise TrackingError(f"MLflow tracking store {uri} is unusable: {first_line(exc)}") from exc
+        raise TrackingError(
+            f"MLflow tracking store {redact_url(uri)} is unusable: {first_line(exc)}"
+        ) from exc
     return client

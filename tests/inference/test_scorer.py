@@ -107,9 +107,9 @@ def test_a_prefetched_folder_that_is_not_an_sklearn_model_is_refused(tmp_path: A
     from creditops.serving.prefetch import PrefetchError, load_local_pipeline
 
     with pytest.raises(PrefetchError, match="not an MLflow sklearn model"):
-        load_local_pipeline(tmp_path)
+        load_local_pipeline(tmp_path, model="m", expected_sha256="", require_digest=False)
     (tmp_path / "MLmodel").write_text(
         "flavors:\n  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n"
     )
     with pytest.raises(PrefetchError, match="let MLflow load it"):
-        load_local_pipeline(tmp_path)
+        load_local_pipeline(tmp_path, model="m", expected_sha256="", require_digest=False)

@@ -172,7 +172,7 @@ def test_the_original_simulations_integer_codes_break_every_row(
     with pytest.raises(
         MonitorError,
         match=r"every one of its 100 rows breaks the contract; nothing to monitor\. "
-        r"Commonest broken rules: Home: not_a_category",
+        r"Commonest broken rules: Home: integer_code .*set \[monitor\] original_codes = true",
     ):
         compute_monitor(train, None, current.rows, MODEL, CONFIG, data_quality=current.data_quality)
 

@@ -5,16 +5,18 @@ train -> promote -> serve -> simulate concept traffic -> monitor -> check --retr
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from creditops import registry
-from creditops.config import Settings
+from creditops.config import PromoteConfig, Settings
 from creditops.errors import MonitorError, SimulationError
 from creditops.monitoring.run import run_monitor
-from creditops.retraining.policy import TriggerDecision
+from creditops.retraining.policy import RetrainOutcome, TriggerDecision
 from creditops.retraining.run import run_check
 from creditops.simulation.run import run_simulation
 from creditops.simulation.scenarios import generate_traffic
@@ -22,6 +24,10 @@ from creditops.simulation.sender import send_traffic
 from creditops.training.run import run_training
 from creditops.training.sections import TrainingSections
 from support import TINY_TRAIN, make_settings
+
+if TYPE_CHECKING:
+    from creditops.monitoring.result import MonitorResult
+    from creditops.tracking import TrackingClient
 
 
 def _check(settings: Settings) -> TriggerDecision:
@@ -35,6 +41,58 @@ def _check(settings: Settings) -> TriggerDecision:
         window_rows=settings.monitor.window_rows,
         reports_dir=settings.monitor.reports_dir,
     )
+
+
+def _judge_again(
+    client: TrackingClient,
+    live: Settings,
+    promote: PromoteConfig,
+    result: MonitorResult,
+    when: datetime,
+) -> TriggerDecision:
+    """``check --retrain`` at ``when`` on ``result``'s figures, computed then for today's champion."""
+    champion = registry.resolve_alias(client, live.mlflow.registered_model)
+    figures = dataclasses.replace(
+        result, champion_version=champion.version, created_at=when.isoformat()
+    )
+    return run_check(
+        live.check,
+        promote,
+        TrainingSections.from_settings(live),
+        retrain=True,
+        store_url=live.serve.store_url,
+        window_rows=live.monitor.window_rows,
+        reports_dir=live.monitor.reports_dir,
+        monitor_result=figures,
+        now=when,
+    )
+
+
+def _expect_champion(
+    client: TrackingClient, name: str, retrained: RetrainOutcome, *, before: int
+) -> None:
+    """The champion moved to the challenger if and only if the gate promoted it."""
+    after = registry.resolve_alias(client, name).version
+    assert after == (retrained.challenger_version if retrained.promoted else before)
+
+
+def _expect_held_back(
+    client: TrackingClient,
+    live: Settings,
+    promote: PromoteConfig,
+    result: MonitorResult,
+    when: datetime,
+) -> None:
+    """The same firing figures at ``when``: the cooldown holds the retraining back."""
+    name = live.mlflow.registered_model
+    versions = len(registry.list_versions(client, name))
+    champion = registry.resolve_alias(client, name).version
+    again = _judge_again(client, live, promote, result, when)
+    assert again.fired and again.action == "cooldown", again.log_line()
+    assert 0 < again.cooldown_minutes_left <= 59
+    assert again.retrain is None and again.retrain_error == ""
+    assert len(registry.list_versions(client, name)) == versions
+    assert registry.resolve_alias(client, name).version == champion
 
 
 @pytest.mark.slow
@@ -91,10 +149,26 @@ def test_concept_traffic_fires_the_trigger_and_retrains(tmp_path: Path, start_se
     assert decision.retrain.holdout_rows == 120  # the 30 % most recent labelled rows
     assert Path(decision.record_path).is_file()
 
-    # a second check right away is held back by the cooldown
-    if not decision.retrain.promoted:
-        again = _check(live)
-        assert again.action == "cooldown"
+    # The cooldown holds back the next check whether the gate promoted or not. This
+    # retraining went one way; a second one, once the cooldown is over, goes the other
+    # through the opposite gate. Each is followed by a check inside its cooldown.
+    name = settings.mlflow.registered_model
+    first = decision.retrain
+    _expect_champion(client, name, first, before=champion.version)
+    clock = datetime.now(UTC)
+    _expect_held_back(client, live, live.promote, result, clock + timedelta(minutes=1))
+    opposite = (
+        PromoteConfig(min_auc=0.99, min_improvement=0.5)  # refuses
+        if first.promoted
+        else PromoteConfig(min_auc=0.01, min_improvement=0.0)  # any challenger not worse
+    )
+    later = clock + timedelta(minutes=61)
+    before = registry.resolve_alias(client, name).version
+    second = _judge_again(client, live, opposite, result, later)
+    assert second.action == "retrain" and second.retrain is not None, second.log_line()
+    assert {first.promoted, second.retrain.promoted} == {True, False}, second.log_line()
+    _expect_champion(client, name, second.retrain, before=before)
+    _expect_held_back(client, live, opposite, result, later + timedelta(minutes=1))
     server.terminate()
 
 

@@ -19,7 +19,7 @@ import pytest
 from creditops.serving.original_codes import SWITCH_HINT
 from creditops.serving.schemas import EXAMPLE_APPLICANT
 from creditops.serving.store import InferenceStore
-from serving_fixtures import Server, ServingRegistry, settings_for
+from serving_fixtures import FEEDBACK_HEADERS, Server, ServingRegistry, settings_for
 
 pytestmark = pytest.mark.slow
 
@@ -166,7 +166,8 @@ def test_the_original_simulator_runs_unchanged(original_server: Server) -> None:
         assert answer.json() == labelled
         scored = http.post("/predict", json=AS_LABELS).json()["predictions"][0]
         # feedback waits until the row is written
-        http.post("/feedback", json={"request_id": scored["request_id"], "outcome": "good"})
+        body = {"request_id": scored["request_id"], "outcome": "good"}
+        http.post("/feedback", json=body, headers=FEEDBACK_HEADERS)
     store = InferenceStore(f"sqlite:///{original_server.log_path.parent / 'inferences.db'}")
     try:
         frame = store.read_frame()

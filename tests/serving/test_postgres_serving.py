@@ -23,7 +23,7 @@ from creditops import schema
 from creditops.config import Settings
 from creditops.serving.store import InferenceStore
 from postgres_fixtures import PrivateCluster
-from serving_fixtures import Server, ServingRegistry, write_config
+from serving_fixtures import FEEDBACK_HEADERS, Server, ServingRegistry, write_config
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -100,7 +100,9 @@ def test_two_services_write_exactly_one_row_per_request(
             for i, (url, request_id) in enumerate(sent):
                 outcome = "bad" if i % 3 == 0 else "good"
                 response = client.post(
-                    f"{other[url]}/feedback", json={"request_id": request_id, "outcome": outcome}
+                    f"{other[url]}/feedback",
+                    json={"request_id": request_id, "outcome": outcome},
+                    headers=FEEDBACK_HEADERS,
                 )
                 assert response.status_code == 200, response.text
         frame = store.read_frame()
@@ -124,7 +126,9 @@ def test_feedback_right_after_scoring_reaches_the_row_on_any_worker(
             response = client.post(f"{scored_by.url}/predict", json=applicant(i))
             request_id = response.json()["predictions"][0]["request_id"]
             feedback = client.post(
-                f"{asked.url}/feedback", json={"request_id": request_id, "outcome": "good"}
+                f"{asked.url}/feedback",
+                json={"request_id": request_id, "outcome": "good"},
+                headers=FEEDBACK_HEADERS,
             )
             assert feedback.status_code == 200, feedback.text
 

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from creditops import schema
 from creditops.serving.schemas import EXAMPLE_APPLICANT
 from creditops.serving.store import InferenceStore
-from serving_fixtures import Server, ServingRegistry
+from independent_scores import expected_scores
+from serving_fixtures import FEEDBACK_HEADERS, Server, ServingRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -53,23 +55,30 @@ def test_health_ready_and_model(client: httpx.Client) -> None:
     assert model["contract"] == json.loads(json.dumps(schema.describe_contract()))
 
 
-def test_predict_one_applicant(client: httpx.Client) -> None:
+def test_predict_one_applicant(client: httpx.Client, serving_registry: ServingRegistry) -> None:
     body = client.post("/predict", json=applicant()).json()
     assert len(body["batch_id"]) == 32
     (prediction,) = body["predictions"]
     assert len(prediction["request_id"]) == 32
-    assert 0.0 < prediction["probability"] < 1.0
-    expected = "decline" if prediction["probability"] >= 0.35 else "approve"
-    assert prediction["decision"] == expected
     assert (prediction["model_name"], prediction["model_version"]) == ("credit-risk", 1)
+    # what version 1's registered pipeline says, scored here at its tagged threshold
+    expected = expected_scores(serving_registry.settings.mlflow, 1, [applicant()])
+    assert prediction["probability"] == pytest.approx(expected.probability[0], abs=1e-6)
+    assert prediction["decision"] == expected.decisions[0]
 
 
-def test_predict_a_list_with_reasons_toward_decline(client: httpx.Client) -> None:
+def test_predict_a_list_with_reasons_toward_decline(
+    client: httpx.Client, serving_registry: ServingRegistry
+) -> None:
     risky = applicant(Records="yes", Income=None, Home=None, Debt=None)
     body = client.post("/predict", json=[applicant(), risky]).json()
     safe, bad = body["predictions"]
-    assert bad["probability"] > safe["probability"]
-    assert bad["decision"] == "decline"
+    expected = expected_scores(serving_registry.settings.mlflow, 1, [applicant(), risky])
+    assert expected.decisions == ["approve", "decline"]  # the rows tell the two decisions apart
+    assert [safe["decision"], bad["decision"]] == expected.decisions
+    np.testing.assert_allclose(
+        [safe["probability"], bad["probability"]], expected.probability, rtol=0, atol=1e-6
+    )
     reasons = bad["reasons"]
     assert 1 <= len(reasons) <= 3
     contributions = [r["contribution"] for r in reasons]
@@ -91,13 +100,15 @@ def test_a_bad_reasons_flag_is_refused(client: httpx.Client) -> None:
     assert client.get("/predict").status_code == 405
 
 
-def test_original_client_payload_scores(client: httpx.Client) -> None:
-    rows = [applicant(), applicant(Records="yes", Income=None)]
+def test_original_client_payload_scores(
+    client: httpx.Client, serving_registry: ServingRegistry
+) -> None:
+    rows = [applicant(), applicant(Records="yes", Income=None, Home=None, Debt=None)]
     answer = client.post("/invocations", json={"dataframe_records": rows})
     assert answer.status_code == 200
-    predicted = client.post("/predict", json=rows).json()["predictions"]
-    expected = [1 if p["decision"] == "decline" else 0 for p in predicted]
-    assert answer.json() == {"predictions": expected}
+    expected = expected_scores(serving_registry.settings.mlflow, 1, rows)
+    assert sorted(expected.labels) == [0, 1]  # one approve, one decline: a constant answer fails
+    assert answer.json() == {"predictions": expected.labels}
     assert len(answer.headers["x-batch-id"]) == 32
 
 
@@ -116,26 +127,31 @@ def test_original_client_payload_scores(client: httpx.Client) -> None:
     ],
     ids=["dataframe_split", "instances", "inputs-records", "inputs-columns"],
 )
-def test_every_mlflow_input_format_scores(client: httpx.Client, payload: dict[str, Any]) -> None:
-    reference = client.post("/invocations", json={"dataframe_records": [EXAMPLE_APPLICANT]}).json()
+def test_every_mlflow_input_format_scores(
+    client: httpx.Client, serving_registry: ServingRegistry, payload: dict[str, Any]
+) -> None:
+    expected = expected_scores(serving_registry.settings.mlflow, 1, [EXAMPLE_APPLICANT])
     answer = client.post("/invocations", json=payload)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == reference
+    assert answer.json() == {"predictions": expected.labels}
 
 
 def test_feedback_records_once_and_refuses_a_conflict(client: httpx.Client) -> None:
+    def feedback(body: dict[str, str]) -> httpx.Response:
+        return client.post("/feedback", json=body, headers=FEEDBACK_HEADERS)
+
     request_id = client.post("/predict", json=applicant()).json()["predictions"][0]["request_id"]
     # the row may still be queued in the writer: feedback must wait for it, not 404
-    first = client.post("/feedback", json={"request_id": request_id, "outcome": "bad"})
+    first = feedback({"request_id": request_id, "outcome": "bad"})
     assert first.status_code == 200 and first.json()["status"] == "recorded"
-    again = client.post("/feedback", json={"request_id": request_id, "outcome": "bad"})
+    again = feedback({"request_id": request_id, "outcome": "bad"})
     assert again.status_code == 200 and again.json()["status"] == "unchanged"
-    conflict = client.post("/feedback", json={"request_id": request_id, "outcome": "good"})
+    conflict = feedback({"request_id": request_id, "outcome": "good"})
     assert conflict.status_code == 409
     assert "already has the outcome 'bad'" in conflict.json()["detail"]
-    unknown = client.post("/feedback", json={"request_id": "a" * 32, "outcome": "good"})
+    unknown = feedback({"request_id": "a" * 32, "outcome": "good"})
     assert unknown.status_code == 404 and "a" * 32 in unknown.json()["detail"]
-    invalid = client.post("/feedback", json={"request_id": request_id, "outcome": "maybe"})
+    invalid = feedback({"request_id": request_id, "outcome": "maybe"})
     assert invalid.status_code == 422 and invalid.json()["errors"][0]["field"] == "outcome"
 
 
@@ -174,7 +190,8 @@ def test_every_scored_row_is_logged(
     body = client.post("/predict", json=[applicant(Income=None), applicant(Age=41)]).json()
     ids = {p["request_id"] for p in body["predictions"]}
     for request_id in ids:  # feedback waits until the rows are written
-        client.post("/feedback", json={"request_id": request_id, "outcome": "good"})
+        body = {"request_id": request_id, "outcome": "good"}
+        client.post("/feedback", json=body, headers=FEEDBACK_HEADERS)
     store = InferenceStore(serving_registry.settings.serve.store_url)
     frame = store.read_frame(labelled_only=True)
     store.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 from sqlalchemy.exc import OperationalError
@@ -20,9 +21,20 @@ from creditops.config import Settings
 from creditops.serving.app import create_app
 from creditops.serving.schemas import EXAMPLE_APPLICANT
 from creditops.serving.store import InferenceStore
+from independent_scores import expected_scores
 from serving_fixtures import Server, ServingRegistry, copy_registry, free_port
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _gc_as_it_was() -> Iterator[None]:
+    """In-process services freeze the heap (and may turn the GC off): undo it for the next test."""
+    was_enabled = gc.isenabled()
+    yield
+    gc.unfreeze()
+    if was_enabled:
+        gc.enable()
 
 
 def set_champion(settings: Settings, version: int) -> None:
@@ -70,39 +82,75 @@ def test_hot_swap_under_load_fails_no_request(
     serving_registry: ServingRegistry, tmp_path: Path, start_server: Any
 ) -> None:
     copy = copy_registry(serving_registry, tmp_path / "registry", poll_seconds=0.3)
+    rows = [
+        EXAMPLE_APPLICANT,
+        {**EXAMPLE_APPLICANT, "Records": "yes", "Income": None, "Debt": None},
+        {**EXAMPLE_APPLICANT, "Age": 58, "Amount": 1500, "Price": 1600},
+    ]
+    # each version's own answer, scored here from its registered pipeline
+    expected = {v: expected_scores(copy.settings.mlflow, v, rows) for v in (1, 2)}
+    assert np.abs(expected[1].probability - expected[2].probability).max() > 1e-3
     server: Server = start_server(copy.settings)
     server.wait_ready()
     failures: list[str] = []
-    versions: list[int] = []
+    seen: list[list[int]] = [[] for _ in range(4)]  # each thread's answers' versions, in order
     stop = threading.Event()
 
-    def load() -> None:
+    def check(predictions: list[dict[str, Any]]) -> int | str:
+        """The one version that answered, or what is wrong with the answer."""
+        versions = {p["model_version"] for p in predictions}
+        if len(versions) != 1 or not versions <= set(expected):
+            return f"one answer, versions {sorted(versions)}"
+        version = versions.pop()
+        got = np.array([p["probability"] for p in predictions])
+        want = expected[version]
+        if not np.allclose(got, want.probability, rtol=0, atol=1e-6):
+            return f"v{version} answered {got.tolist()}, its pipeline {want.probability.tolist()}"
+        decisions = [p["decision"] for p in predictions]
+        if decisions != want.decisions:
+            return f"v{version} decided {decisions}, not {want.decisions}"
+        return int(version)
+
+    def load(mine: list[int]) -> None:
         with httpx.Client(base_url=server.url, timeout=30.0) as http:
             while not stop.is_set():
                 try:
-                    answer = http.post("/predict", json=[EXAMPLE_APPLICANT] * 3)
+                    answer = http.post("/predict", json=rows)
                 except httpx.HTTPError as exc:
                     failures.append(repr(exc))
                     continue
                 if answer.status_code != 200:
                     failures.append(f"{answer.status_code} {answer.text[:200]}")
                     continue
-                versions.extend(p["model_version"] for p in answer.json()["predictions"])
+                verdict = check(answer.json()["predictions"])
+                if isinstance(verdict, str):
+                    failures.append(verdict)
+                else:
+                    mine.append(verdict)
 
-    threads = [threading.Thread(target=load) for _ in range(4)]
+    def answered(version: int) -> int:
+        return sum(mine.count(version) for mine in seen)
+
+    threads = [threading.Thread(target=load, args=(mine,)) for mine in seen]
     for thread in threads:
         thread.start()
     try:
-        wait_for(lambda: len(versions) > 50)
+        wait_for(lambda: bool(failures) or answered(1) > 50)
         set_champion(copy.settings, 2)  # the poller notices within poll_seconds
-        wait_for(lambda: versions[-1] == 2 and versions.count(2) > 50)
+        wait_for(
+            lambda: (
+                bool(failures)
+                or (all(mine and mine[-1] == 2 for mine in seen) and answered(2) > 50)
+            )
+        )
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert failures == []
-    assert set(versions) == {1, 2}
-    assert versions[: versions.index(2)] == [1] * versions.index(2)
+    assert answered(1) > 50 and answered(2) > 50
+    for mine in seen:  # a client that got version 2 never gets version 1 again
+        assert mine == sorted(mine), mine
     with httpx.Client(base_url=server.url) as http:
         model = http.get("/model").json()
     assert (model["version"], model["family"]) == (2, "logreg")
@@ -195,15 +243,21 @@ def test_a_start_with_the_gc_paused_turns_it_back_on(
     serving_registry: ServingRegistry, tmp_path: Path
 ) -> None:
     copy = copy_registry(serving_registry, tmp_path / "registry", poll_seconds=0)
-    app = create_app(copy.settings.serve, copy.settings.mlflow, gc_paused=True)
-    gc.disable()
+    gc.unfreeze()  # a heap an earlier test froze would make the freeze count below prove nothing
+    gc.disable()  # as `creditops serve` does before it builds the app
     try:
+        app = create_app(copy.settings.serve, copy.settings.mlflow, gc_paused=True)
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
         with in_process_server(app) as url, httpx.Client(base_url=url, timeout=30.0) as http:
-            assert gc.isenabled()
-            assert gc.get_freeze_count() > 0
-            assert http.post("/predict", json=EXAMPLE_APPLICANT).status_code == 200
+            assert gc.isenabled(), "the started service left the cyclic GC off"
+            assert gc.get_freeze_count() > 0, "the start did not freeze what it built"
+            answer = http.post("/predict", json=EXAMPLE_APPLICANT)
+            assert answer.status_code == 200
+            assert answer.json()["predictions"][0]["model_version"] == 1
     finally:
+        gc.unfreeze()  # the rest of the session must collect as usual
         gc.enable()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_serve_gives_the_gc_back_when_the_store_is_unusable(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,17 +167,20 @@ def test_an_unexpected_error_does_not_kill_the_writer(
     assert sum("unexpected error" in r.getMessage() for r in caplog.records) == 2
 
 
-def test_rows_left_unwritable_at_shutdown_are_spilled_to_a_file(tmp_path: Path) -> None:
+def test_rows_left_unwritable_at_shutdown_are_journaled(tmp_path: Path) -> None:
+    from creditops.serving.journal import Journal
+
     store = FlakyStore(f"sqlite:///{tmp_path}/down.db", failures=10**6)
     store.create()
-    spill = tmp_path / "spill.jsonl"
+    journal = Journal(tmp_path / "journal")
+    spill = journal.next_path
     writer = InferenceLogWriter(
-        store, flush_interval=0.01, spill_path=spill, drain_timeout=0.2, max_backoff=0.05
+        store, flush_interval=0.01, journal=journal, drain_timeout=0.2, max_backoff=0.05
     )
     writer.submit([make_row() for _ in range(4)])
     writer.close()
     assert len(spill.read_text().splitlines()) == 4
-    assert writer.pending == 0
+    assert writer.pending == 0 and writer.spilled_rows == 4
 
 
 def test_malformed_url_is_a_store_error() -> None:
@@ -198,16 +200,26 @@ def test_frame_features_match_the_contract_coercion(store: InferenceStore) -> No
 def test_writer_holds_rows_while_the_server_is_busy(store: InferenceStore) -> None:
     busy = threading.Event()
     busy.set()
-    writer = InferenceLogWriter(store, flush_interval=0.01, busy=busy.is_set, max_delay=600.0)
+    asked = threading.Semaphore(0)  # one release per time the writer asked "busy?"
+    written = threading.Event()
+
+    def server_busy() -> bool:
+        answer = busy.is_set()
+        asked.release()
+        return answer
+
+    writer = InferenceLogWriter(store, flush_interval=0.01, busy=server_busy, max_delay=600.0)
+    writer.events.written = lambda rows: written.set()
     writer.start()
     writer.submit([make_row() for _ in range(5)])
-    time.sleep(0.3)  # many flush intervals: a busy server keeps the rows queued
+    # the writer woke up with rows queued and was told "busy" many times: it wrote nothing
+    for turn in range(20):
+        assert asked.acquire(timeout=30), f"the writer stopped asking whether it is busy ({turn})"
+    assert not written.is_set()
     assert store.count() == 0 and writer.pending == 5
     busy.clear()
-    deadline = time.monotonic() + 30
-    while store.count() < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert store.count() == 5
+    assert written.wait(timeout=30), "the rows were not written once the server was quiet"
+    assert store.count() == 5 and writer.pending == 0
     writer.close()
 
 

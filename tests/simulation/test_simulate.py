@@ -196,6 +196,23 @@ def test_feedback_for_unknown_ids_is_counted_as_failed(source: scenarios.Scenari
     assert summary.feedback_failed == 20
 
 
+def test_outcomes_are_posted_with_the_feedback_key_and_only_there(
+    source: scenarios.ScenarioSource,
+) -> None:
+    traffic = scenarios.generate_traffic("none", source, CONFIG, 10, seed=0)
+    service = FakeService()
+    keys: dict[str, set[str | None]] = {"/predict": set(), "/feedback": set()}
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        if request.url.path in keys:
+            keys[request.url.path].add(request.headers.get("X-Feedback-Key"))
+        return service(request)
+
+    summary = _send(traffic, recording, feedback_api_key="k-123")
+    assert summary.feedback_now == 10 and summary.feedback_failed == 0
+    assert keys == {"/predict": {None}, "/feedback": {"k-123"}}
+
+
 def test_unreachable_service_is_one_clear_error(source: scenarios.ScenarioSource) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -200,18 +202,53 @@ def test_rollback_without_previous(tmp_path: Path) -> None:
         registry.rollback(client, settings.mlflow.registered_model)
 
 
-def test_failed_logging_registers_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_is_one_error_line_and_registers_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from creditops.cli.app import app
+
     settings = make_settings(
         tmp_path, train={**TINY_TRAIN, "families": ["logreg"], "trials_per_family": 1}
     )
+    model_file = Path(settings.mlflow.artifact_location) / "model.pkl"
 
-    def broken_log_model(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(model_file))
 
-    # the edge nothing real can fake on demand: the artifact store failing mid-run
-    monkeypatch.setattr(mlflow.sklearn, "log_model", broken_log_model)
-    with pytest.raises(OSError, match="disk full"):
+    # the edge nothing real can fake on demand: the artifact disk filling up mid-run
+    monkeypatch.setattr(mlflow.sklearn, "log_model", full_disk)
+    with pytest.raises(TrackingError) as caught:
         run_training(TrainingSections.from_settings(settings), show_progress=False)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert os.strerror(errno.ENOSPC) in message and str(model_file) in message
+    assert "free disk space" in message
+    # what the user sees: one error line, last on stderr (after the log), exit code 1
+    config = tmp_path / "creditops.toml"
+    config.write_text(
+        f"""
+[mlflow]
+tracking_uri = "{settings.mlflow.tracking_uri}"
+artifact_location = "{settings.mlflow.artifact_location}"
+[logging]
+runs_log = "{settings.logging.runs_log}"
+[data]
+cache_dir = "{settings.data.cache_dir}"
+[train]
+families = ["logreg"]
+trials_per_family = 1
+cv_folds = 3
+n_jobs = 1
+"""
+    )
+    result = CliRunner().invoke(app, ["--config", str(config), "train"])
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert line == result.stderr.strip().splitlines()[-1] and line.startswith("error: `train`")
+    assert os.strerror(errno.ENOSPC) in line and str(model_file) in line, line
+    assert "Traceback" not in result.output
     client = registry.connect(settings.mlflow)
     assert registry.list_versions(client, settings.mlflow.registered_model) == []
     assert (

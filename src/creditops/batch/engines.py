@@ -11,10 +11,12 @@ ADDRESS``).
 
 On Dask this process still reads the input and writes the results; the
 scoring, the costly part (above all the reasons' contributions), runs on the
-workers. The fitted pipeline is sent to every worker once
-(``Client.scatter(..., broadcast=True)``); each worker process compiles and
-checks it on its first chunk and keeps it for the next ones (:data:`MODEL_LOADS`
-counts the compilations in a process). Workers need creditops installed, not
+workers. The model's artifact files, checked here against the SHA-256
+recorded at registration, are sent to every worker once
+(``Client.scatter(..., broadcast=True)``); each worker process checks them
+again before it unpickles them (:mod:`creditops.integrity`), then compiles and
+checks the model on its first chunk and keeps it for the next ones
+(:data:`MODEL_LOADS` counts the compilations in a process). Workers need creditops installed, not
 access to the MLflow store. At most ``2 x`` the cluster's threads chunks are in
 flight, so this process holds a bounded number of chunks whatever the file's size.
 """
@@ -25,15 +27,13 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from creditops.batch.chunks import ChunkResult, NumberedChunk, ReasonPolicy, score_chunk
 from creditops.errors import BatchEngineError, CreditOpsError
 
 if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
-
     from creditops.inference.scorer import LoadedModel
     from creditops.registry import ModelRef
     from distributed import Client, Future
@@ -52,9 +52,18 @@ class Engine(Protocol):
     """Scores numbered chunks with one model; the results come back in input order."""
 
     def score(
-        self, model: LoadedModel, chunks: Iterable[NumberedChunk], *, reasons: ReasonPolicy
+        self,
+        model: LoadedModel,
+        chunks: Iterable[NumberedChunk],
+        *,
+        reasons: ReasonPolicy,
+        artifact: Mapping[str, bytes],
     ) -> Iterator[ChunkResult]:
-        """:func:`~creditops.batch.chunks.score_chunk` of each chunk, in the chunks' order."""
+        """:func:`~creditops.batch.chunks.score_chunk` of each chunk, in the chunks' order.
+
+        ``artifact`` is the model's checked files
+        (:func:`creditops.registry.download_model_files`): what a remote worker unpickles.
+        """
         ...
 
 
@@ -65,9 +74,14 @@ class LocalEngine:
         self.threads = threads
 
     def score(
-        self, model: LoadedModel, chunks: Iterable[NumberedChunk], *, reasons: ReasonPolicy
+        self,
+        model: LoadedModel,
+        chunks: Iterable[NumberedChunk],
+        *,
+        reasons: ReasonPolicy,
+        artifact: Mapping[str, bytes],
     ) -> Iterator[ChunkResult]:
-        """Each chunk scored with ``model`` as it is read."""
+        """Each chunk scored with ``model`` as it is read (already loaded: ``artifact`` unused)."""
         for chunk in chunks:
             yield score_chunk(model, chunk, reasons=reasons, threads=self.threads)
 
@@ -98,16 +112,29 @@ def model_loads() -> int:
 
 
 def _score_on_worker(
-    model_key: str, ref: ModelRef, pipeline: Pipeline, chunk: NumberedChunk, reasons: ReasonPolicy
+    model_key: str,
+    ref: ModelRef,
+    artifact: Mapping[str, bytes],
+    chunk: NumberedChunk,
+    reasons: ReasonPolicy,
 ) -> ChunkResult:
-    """Runs on a worker: the chunk scored with this process's copy of the model."""
+    """Runs on a worker: the chunk scored with this process's copy of the model.
+
+    Raises:
+        ModelIntegrityError: the files received are not the ones registered.
+    """
     global MODEL_LOADS
     from creditops.inference.scorer import prepare_model
+    from creditops.integrity import check_model_files, unpickle_model
 
     with _LOCK:
         model = _MODELS.get(model_key)
         if model is None:
-            model = prepare_model(ref, pipeline)
+            # checked before unpickling, here too: a worker trusts the registry's
+            # digest, not the bytes it was sent (an untagged version got past the
+            # client only if [mlflow] require_model_digest is off)
+            check_model_files(artifact, ref.model_sha256, model=ref.label, require=False)
+            model = prepare_model(ref, unpickle_model(artifact))
             _MODELS.clear()  # one model at a time per worker
             _MODELS[model_key] = model
             MODEL_LOADS += 1
@@ -177,9 +204,14 @@ class DaskEngine:
             yield cls(client, address)
 
     def score(
-        self, model: LoadedModel, chunks: Iterable[NumberedChunk], *, reasons: ReasonPolicy
+        self,
+        model: LoadedModel,
+        chunks: Iterable[NumberedChunk],
+        *,
+        reasons: ReasonPolicy,
+        artifact: Mapping[str, bytes],
     ) -> Iterator[ChunkResult]:
-        """Score ``chunks`` on the cluster with ``model``'s pipeline, in input order.
+        """Score ``chunks`` on the cluster with ``model``, sent as its ``artifact``, in input order.
 
         Raises:
             BatchEngineError: the cluster has no worker, or a worker died.
@@ -189,7 +221,7 @@ class DaskEngine:
         if threads == 0:
             raise BatchEngineError(f"the Dask cluster at {self.address} has no worker")
         try:
-            [shared] = client.scatter([model.pipeline], broadcast=True)  # type: ignore[no-untyped-call]
+            [shared] = client.scatter([dict(artifact)], broadcast=True)  # type: ignore[no-untyped-call]
             in_flight: deque[Future[ChunkResult]] = deque()
             for chunk in chunks:
                 in_flight.append(

@@ -126,9 +126,9 @@ def score_file(
     try:
         _refuse_paths(input_path, output_path, rejects)
         writers += [FrameWriter(output_path), FrameWriter(rejects)]
-        model = _load_model(mlflow_config, model_version)
+        model, artifact = _load_model(mlflow_config, model_version)
         address = config.dask_scheduler if dask_scheduler is None else dask_scheduler
-        summary = _score(config, model, input_path, writers, address, show_progress)
+        summary = _score(config, model, artifact, input_path, writers, address, show_progress)
         for writer in reversed(writers):  # the scores last: new scores, new rejects
             writer.commit()
     except BaseException as exc:
@@ -144,6 +144,7 @@ def score_file(
 def _score(
     config: BatchConfig,
     model: LoadedModel,
+    artifact: dict[str, bytes],
     input_path: Path,
     writers: list[FrameWriter],
     address: str,
@@ -156,7 +157,7 @@ def _score(
     total = row_count(input_path)
     chunks = NumberedChunks(read_chunks(input_path, config.chunk_rows), input_path)
     with open_engine(address, threads) as engine:
-        results = engine.score(model, chunks, reasons=policy)
+        results = engine.score(model, chunks, reasons=policy, artifact=artifact)
         totals = _write_results(results, scored_out, rejected_out, total, show_progress)
     _close_files(scored_out, rejected_out, chunks.carried, totals.input_rows)
     return BatchSummary(
@@ -207,8 +208,14 @@ def _refuse_paths(input_path: Path, output_path: Path, rejects: Path) -> None:
             raise DataError(f"output {target} is the input file: choose another --output")
 
 
-def _load_model(mlflow_config: MlflowConfig, model_version: int | None) -> LoadedModel:
-    """The registered version to score with (the champion when None), compiled and checked."""
+def _load_model(
+    mlflow_config: MlflowConfig, model_version: int | None
+) -> tuple[LoadedModel, dict[str, bytes]]:
+    """The registered version to score with (the champion when None), compiled and checked.
+
+    Also returns its artifact files, checked against the digest recorded at
+    registration before anything was unpickled: what Dask workers are sent.
+    """
     from creditops.inference.scorer import prepare_model
 
     client = registry.connect(mlflow_config)
@@ -218,7 +225,9 @@ def _load_model(mlflow_config: MlflowConfig, model_version: int | None) -> Loade
         if model_version is not None
         else registry.resolve_alias(client, name)
     )
-    return prepare_model(ref, registry.load_pipeline(client, ref))
+    registry.require_servable(ref)  # no threshold tag, no decisions
+    artifact = registry.download_model_files(client, ref)
+    return prepare_model(ref, registry.pipeline_from_files(client, ref, artifact)), artifact
 
 
 def _progress(show: bool) -> Progress:

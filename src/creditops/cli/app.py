@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from creditops.batch.run import BatchSummary
     from creditops.pipeline import PipelineSummary
     from creditops.registry import ModelRef, PromotionDecision
+    from creditops.serving.journal import ReplaySummary
     from creditops.training.run import TrainingReport
 
 Result = TypeVar("Result")
@@ -225,6 +226,34 @@ def _score(
             dask_scheduler=dask,
         )
     )
+
+
+store_app = typer.Typer(
+    no_args_is_help=True, help="The inference log: load the rows the service journaled."
+)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("replay")
+def store_replay_command(
+    journal_dir: options.JournalDir = None, as_json: options.SummaryJson = False
+) -> None:
+    """Load journaled rows into the inference log ([serve] store_url), each exactly once."""
+    summary = run_stage(lambda c: _replay(c, journal_dir))
+    render.replay(summary, as_json)
+
+
+def _replay(config: Settings, journal_dir: Path | None) -> ReplaySummary:
+    """Replay ``--journal-dir`` (default ``[serve] journal_dir``) into ``[serve] store_url``."""
+    from creditops.serving.journal import replay_journals
+    from creditops.serving.store import InferenceStore
+
+    store = InferenceStore(config.serve.store_url)
+    try:
+        store.create()
+        return replay_journals(store, journal_dir or config.serve.journal_dir)
+    finally:
+        store.close()
 
 
 @app.command("mlflow-server")

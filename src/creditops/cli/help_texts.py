@@ -12,11 +12,17 @@ earlier ones as they were.
 MONITOR_HELP = """Drift and quality of a traffic window against the champion's training data.
 
 A --current CSV holds the 13 contract features (Seniority ... Price, text
-categories; rownames is ignored) and may add the outcome (Status or
-outcome: good/bad, empty when unknown), a score (probability, 0-1; else the
-champion scores the rows) and the log's request_id, created_at,
-model_version, decision, threshold. A missing feature or any other column
-is refused. Rows that break the contract are counted by field and rule (a
-data-quality finding, in the summary, MLflow and data-quality-* reports)
-and left out of the drift and quality figures.
+categories, money with cents; rownames or an unnamed index column is
+ignored) and may add one outcome column (Status or outcome: good/bad, or
+the original pipeline's target: 0 = bad, 1 = good; empty when unknown), a
+score (probability, 0-1; else the champion scores the rows) and the log's
+request_id, created_at, model_version, decision, threshold. The original
+pipeline's prediction column is accepted and ignored (its model, not the
+champion). A missing feature, two outcome columns or any other column is
+refused. The original pipeline's integer category codes (Home 0-5, Marital
+0-4, Records 0-1, Job 0-3, in its value table's order) are read with
+[monitor] original_codes = true; off (the default), each is a broken rule
+naming the switch. Rows that break the contract are counted by field and
+rule (a data-quality finding, in the summary, MLflow and data-quality-*
+reports) and left out of the drift and quality figures.
 """

@@ -63,6 +63,12 @@ ServeWorkers = Annotated[
 ]
 MlflowServerPort = Annotated[int | None, typer.Option(help="Port (default: [mlflow_server] port).")]
 
+# --- store replay
+JournalDir = Annotated[
+    Path | None,
+    typer.Option(help="Folder of journal files (default: [serve] journal_dir)."),
+]
+
 # --- score
 InputFile = Annotated[Path, typer.Argument(metavar="INPUT", help="A .csv or .parquet file.")]
 OutputFile = Annotated[

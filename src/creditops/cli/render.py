@@ -1,7 +1,9 @@
 """What the ``creditops`` commands print: one function per result, a table or JSON.
 
 Each function takes the result a library call returned and prints it to the
-console; none of them decides an exit code.
+console; none of them decides an exit code. Off a terminal (a pipe, a log
+file, CI), tables are printed whole at their natural width
+(:class:`WholeLinesConsole`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
+from creditops import schema
 from creditops.records import format_figure
+from creditops.secrets import redact_text, redact_values
 
 if TYPE_CHECKING:
     from creditops.batch.run import BatchSummary
@@ -21,11 +25,40 @@ if TYPE_CHECKING:
     from creditops.pipeline import PipelineSummary
     from creditops.registry import ModelRef, PromotionDecision
     from creditops.retraining.policy import TriggerDecision
+    from creditops.serving.journal import ReplaySummary
     from creditops.simulation.sender import SimulationSummary
     from creditops.training.run import TrainingReport
 
-console = Console()
-err_console = Console(stderr=True)
+# off a terminal, as wide as any line: rich wraps text past it and lays tables out no wider
+_UNCUT_WIDTH = 100_000
+
+
+class WholeLinesConsole(Console):
+    """A rich console that never cuts its output when the output is not a terminal.
+
+    Without a terminal to ask, rich lays out for 80 columns: a wider table has
+    its cells cut to "rando…", "thres…", and logs or CI output lose the
+    figures. Off a terminal this console is as wide as its longest line
+    (tables keep their natural width, text is not wrapped); on one, it is the
+    terminal's width as usual. Decided at each print, since the output stream
+    can change after import (a test runner's capture, a redirect).
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        """The terminal's size; off a terminal, a width no line reaches."""
+        size = super().size
+        if self.is_terminal:
+            return size
+        return ConsoleDimensions(_UNCUT_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = WholeLinesConsole()
+err_console = WholeLinesConsole(stderr=True)
 
 _TRAINING_COLUMNS = (
     "family",
@@ -55,13 +88,17 @@ _QUALITY_FIGURES = (("roc_auc", "test_roc_auc"), ("ks", "test_ks"), ("f1_bad", "
 
 def print_json(data: object) -> None:
     """Print ``data`` as indented JSON (values JSON cannot hold as their ``str``)."""
-    console.print_json(json.dumps(data, default=str))
+    console.print_json(json.dumps(redact_values(data), default=str))
 
 
 def error(message: str) -> None:
     """Print ``error: MESSAGE`` on stderr, as one line."""
     err_console.print(
-        f"error: {message}", style="bold red", markup=False, highlight=False, soft_wrap=True
+        f"error: {redact_text(message)}",
+        style="bold red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -166,6 +203,21 @@ def rollback(old: int, new: int) -> None:
     console.print(f"champion moved back from version {old} to version {new}")
 
 
+def replay(summary: ReplaySummary, as_json: bool) -> None:
+    """One line of counts, one per file still in use."""
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    console.print(
+        f"replayed {summary.files} journal file(s) from {summary.folder}: read {summary.read} "
+        f"row(s), loaded {summary.loaded}, already present {summary.already_present}, "
+        f"unreadable {summary.unreadable}",
+        markup=False,
+    )
+    for path in summary.busy_files:
+        console.print(f"skipped {path}: a running service still writes to it", markup=False)
+
+
 def batch(summary: BatchSummary, as_json: bool) -> None:
     """One line: rows scored and rejected, where they went, the speed."""
     if as_json:
@@ -207,7 +259,7 @@ def simulation(summary: SimulationSummary, as_json: bool) -> None:
 
 
 def monitoring(result: MonitorResult, as_json: bool) -> None:
-    """Drift and quality figures with their bands, then notes and report paths."""
+    """Data quality, drift and quality figures with their bands, then notes and report paths."""
     if as_json:
         print_json(result.as_dict())
         return
@@ -215,7 +267,7 @@ def monitoring(result: MonitorResult, as_json: bool) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("band / reference")
-    table.add_row("rows (labelled)", f"{result.rows} ({result.labelled_rows})", "")
+    _data_quality_rows(table, result)
     if result.drift_share is not None:
         table.add_row(
             "drifted features (Evidently)",
@@ -242,8 +294,32 @@ def monitoring(result: MonitorResult, as_json: bool) -> None:
         console.print(f"{kind}: {path}", markup=False)
 
 
+def _data_quality_rows(table: Table, result: MonitorResult) -> None:
+    """The window's rows: valid of all, labelled, broken (count and share), by rule, examples."""
+    table.add_row(
+        "rows", f"{result.rows} of {result.total_rows}", "valid rows: the figures use these"
+    )
+    table.add_row("labelled rows", str(result.labelled_rows), "")
+    table.add_row(
+        "rows breaking the contract",
+        f"{result.invalid_rows} ({result.invalid_share:.4f})",
+        "share of the window, left out of the figures",
+    )
+    for key, count in result.invalid_by_rule.items():
+        table.add_row(f"  {key}", str(count), "rows")
+    for example in result.invalid_examples:
+        where = f"row {example['row']}"
+        if example.get("request_id"):
+            where += f" (request {example['request_id']})"
+        table.add_row(
+            f"  e.g. {where}",
+            "",
+            f"{example['field']}: {schema.show_value(example['value'])} {example['rule']}",
+        )
+
+
 def check(decision: TriggerDecision, as_json: bool) -> None:
-    """Every trigger rule with its value, limit and verdict; the retraining outcome."""
+    """Every trigger rule with its value, limit and verdict; the figures judged; the retraining."""
     if as_json:
         print_json(decision.as_dict())
         return
@@ -256,14 +332,25 @@ def check(decision: TriggerDecision, as_json: bool) -> None:
         verdict = "FIRED" if rule["fired"] else ("skipped" if rule["value"] is None else "ok")
         table.add_row(rule["rule"], format_figure(rule["value"]), f"{rule['limit']:g}", verdict)
     console.print(table)
+    if decision.window:
+        age = decision.figures_age_minutes
+        console.print(
+            f"figures judged: {decision.window}, computed at {decision.figures_computed_at}"
+            + (f" ({age:.1f} minutes before the check)" if age is not None else ""),
+            markup=False,
+        )
     for line in [*decision.reasons, *decision.messages]:
         console.print(f"  {line}", markup=False)
     if decision.retrain is not None:
         r = decision.retrain
         console.print(
-            f"retrained: v{r.challenger_version} {'PROMOTED' if r.promoted else 'not promoted'}: {r.reason}",
+            f"retrained: v{r.challenger_version} {'PROMOTED' if r.promoted else 'not promoted'}"
+            + (f" (gate rule {r.gate_rule})" if r.gate_rule else "")
+            + f": {r.reason}",
             markup=False,
         )
+    if decision.retrain_error:
+        console.print(f"retraining FAILED: {decision.retrain_error}", markup=False)
     console.print(f"decision record: {decision.record_path}", markup=False)
 
 

@@ -35,6 +35,8 @@ OUTCOME_RULE = f"is not one of {', '.join(schema.LABELS)}"
 _CATEGORIES = (
     ("is required", "required"),
     ("is not one of", "not_a_category"),
+    # an original pipeline's integer code while [monitor] original_codes is off
+    ("is an integer code", "integer_code"),
     ("is not a number", "not_a_number"),
     ("is not finite", "not_finite"),
     ("is below the minimum", "below_minimum"),

@@ -314,7 +314,7 @@ def run_monitor(
     train, test = registry.load_training_frames(client, ref)
     pipeline = registry.load_pipeline(client, ref)
     current = (
-        _scored_file(Path(current_csv), pipeline)
+        _scored_file(Path(current_csv), pipeline, original_codes=config.original_codes)
         if current_csv is not None
         else read_log_window(
             config, store_url, ref.version, last_n=last_n, since=since, until=until
@@ -338,9 +338,9 @@ def run_monitor(
     return result
 
 
-def _scored_file(path: Path, pipeline: Pipeline) -> CurrentWindow:
+def _scored_file(path: Path, pipeline: Pipeline, *, original_codes: bool) -> CurrentWindow:
     """The CSV's window, its valid rows scored by the champion unless it has scores."""
-    current = read_current_csv(path)
+    current = read_current_csv(path, original_codes=original_codes)
     if SCORE not in current.rows and not current.rows.empty:
         current.rows[SCORE] = _scores(pipeline, current.rows)
     return current

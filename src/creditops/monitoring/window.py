@@ -2,6 +2,8 @@
 
 Either way, rows that break the contract are set aside and counted
 (:mod:`creditops.monitoring.data_quality`): the figures use the valid rows.
+A CSV file may also be the original pipeline's own inference log (``target``,
+``prediction``, integer category codes: :mod:`creditops.monitoring.original_log`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from creditops import schema
 from creditops.config import MonitorConfig
 from creditops.errors import ContractError, MonitorError
 from creditops.monitoring.data_quality import DataQuality, set_aside, window_violations
+from creditops.monitoring.original_log import (
+    PREDICTION_COLUMN,
+    TARGET_COLUMN,
+    decode_target,
+    read_category_codes,
+    without_repeats,
+)
 from creditops.monitoring.result import OUTCOME, SCORE
+from creditops.secrets import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +37,16 @@ OPTIONAL_COLUMNS = (
     SCORE,
     OUTCOME,
     schema.TARGET,
+    TARGET_COLUMN,
+    PREDICTION_COLUMN,
     "request_id",
     "created_at",
     "model_version",
     "decision",
     "threshold",
 )
+# the columns a file may name its outcome by, one at most
+OUTCOME_COLUMNS = (OUTCOME, schema.TARGET, TARGET_COLUMN)
 
 
 @dataclass
@@ -51,16 +65,25 @@ class CurrentWindow:
     data_quality: DataQuality
 
 
-def read_current_csv(path: Path) -> CurrentWindow:
+def read_current_csv(path: Path, *, original_codes: bool = False) -> CurrentWindow:
     """A current window from a CSV file; rows that break the contract are set aside.
 
-    The file holds the 13 features and may add ``probability``, ``outcome``
-    (or ``Status``) and the inference log's other columns. A row with a value
-    the contract refuses, an outcome other than good/bad or a score outside
-    [0, 1] is counted in :attr:`CurrentWindow.data_quality`, not refused.
+    The file holds the 13 features and may add ``probability``, an outcome
+    (``outcome`` or ``Status``: good/bad; or the original pipeline's
+    ``target``: 0 = bad, 1 = good), the original's ``prediction`` (ignored)
+    and the inference log's other columns. A row with a value the contract
+    refuses, an outcome it cannot read or a score outside [0, 1] is counted in
+    :attr:`CurrentWindow.data_quality`, not refused.
+
+    Args:
+        path: the CSV file.
+        original_codes: ``[monitor] original_codes``: read integer category
+            codes with the original pipeline's code table (off: each code is a
+            finding naming the switch).
 
     Raises:
-        ContractError: a feature column is missing, or a column is unknown.
+        ContractError: a feature column is missing, a column is unknown, or
+            two columns name the outcome.
         MonitorError: the file cannot be read.
     """
     try:
@@ -70,16 +93,16 @@ def read_current_csv(path: Path) -> CurrentWindow:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise MonitorError(f"current file {path} is not a readable CSV: {exc}") from exc
     _check_columns(raw, path)
-    frame = schema.normalize_raw(raw.drop(columns=[schema.TARGET], errors="ignore"))
+    decoded, code_violations = read_category_codes(raw, enabled=original_codes)
+    frame = schema.normalize_raw(decoded.drop(columns=[schema.TARGET], errors="ignore"))
     window = frame.loc[:, list(schema.FEATURES)].copy()
-    label_column = OUTCOME if OUTCOME in raw else schema.TARGET
-    if label_column in raw:
-        window[OUTCOME] = _outcomes(raw[label_column])
+    label_column, label_violations = _add_outcome(window, raw)
     if SCORE in raw:
         window[SCORE] = raw[SCORE]
-    violations = _unreadable_numbers(raw, frame) + window_violations(
+    contract = _unreadable_numbers(raw, frame) + window_violations(
         window, outcome_field=label_column
     )
+    violations = without_repeats(code_violations + label_violations, contract)
     rows, quality = set_aside(window, sorted(violations, key=lambda v: v.row))
     out = schema.coerce_features(rows)
     if OUTCOME in rows:
@@ -87,6 +110,23 @@ def read_current_csv(path: Path) -> CurrentWindow:
     if SCORE in rows:
         out[SCORE] = pd.to_numeric(rows[SCORE]).astype("float64")
     return CurrentWindow(out, f"file {path}", quality)
+
+
+def _add_outcome(window: pd.DataFrame, raw: pd.DataFrame) -> tuple[str, list[schema.Violation]]:
+    """The file's outcome into ``window[OUTCOME]``; the column it came from and its broken cells.
+
+    ``target`` is decoded from the original's 0/1 codes here; the text labels
+    of ``outcome``/``Status`` are checked with the rest of the window.
+    """
+    present = [c for c in OUTCOME_COLUMNS if c in raw]
+    if not present:
+        return OUTCOME, []
+    column = present[0]
+    if column == TARGET_COLUMN:
+        window[OUTCOME], violations = decode_target(raw[column])
+        return column, violations
+    window[OUTCOME] = _outcomes(raw[column])
+    return column, []
 
 
 def _unreadable_numbers(raw: pd.DataFrame, frame: pd.DataFrame) -> list[schema.Violation]:
@@ -111,12 +151,15 @@ def _check_columns(raw: pd.DataFrame, path: Path) -> None:
     present = [str(c) for c in raw.columns if str(c) not in schema.IGNORED_COLUMNS]
     missing = [c for c in schema.FEATURES if c not in present]
     extra = [c for c in present if c not in schema.FEATURES and c not in OPTIONAL_COLUMNS]
-    if missing or extra:
+    outcomes = [c for c in OUTCOME_COLUMNS if c in present]
+    if missing or extra or len(outcomes) > 1:
         parts = []
         if missing:
             parts.append(f"missing column(s): {', '.join(missing)}")
         if extra:
             parts.append(f"unexpected column(s): {', '.join(extra)}")
+        if len(outcomes) > 1:
+            parts.append(f"more than one outcome column ({', '.join(outcomes)}): keep one")
         raise ContractError(f"current file {path}: " + "; ".join(parts))
 
 
@@ -149,7 +192,9 @@ def read_window(
             return pd.DataFrame(columns=list(FRAME_COLUMNS))
         return store.read_frame(last_n=last_n, since=since, until=until)
     except sa.exc.SQLAlchemyError as exc:
-        raise MonitorError(f"cannot read the inference log {store_url}: {exc}") from exc
+        raise MonitorError(
+            f"cannot read the inference log {redact_url(store_url)}: {redact_text(str(exc))}"
+        ) from exc
     finally:
         store.close()
 

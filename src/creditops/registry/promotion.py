@@ -8,7 +8,14 @@ moves ``champion`` back to ``previous``.
 Every decision names the rule that decided it (:data:`GATE_RULES`):
 ``undefined`` (no ROC AUC on the holdout), ``floor`` (below ``[promote]
 min_auc``, whatever the champion scores), ``no_champion``, ``margin`` (beats,
-or fails to beat, the champion by ``min_improvement``) or ``already_champion``.
+or fails to beat, the champion by ``min_improvement``), ``already_champion`` or
+``holdout``: the gate's rows share a row with either model's training data (or
+a model records no training data to check them against), so neither model is
+scored on them.
+
+Only an unset alias means "no champion": a registry that fails while the gate
+reads the champion raises :class:`~creditops.errors.RegistryUnavailableError`
+and no alias moves.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from creditops.registry.client import (
     resolve_alias,
     set_alias,
 )
+from creditops.registry.holdout import check_holdout
 
 if TYPE_CHECKING:
     from creditops.tracking import TrackingClient
@@ -65,7 +73,7 @@ class PromotionDecision:
         return asdict(self)
 
 
-GATE_RULES = ("undefined", "floor", "no_champion", "margin", "already_champion")
+GATE_RULES = ("undefined", "floor", "no_champion", "margin", "already_champion", "holdout")
 
 
 def decide_promotion(
@@ -157,8 +165,14 @@ def promote(
     challenger's own test split. The decision, with both numbers, is logged to
     the console and as an MLflow run named ``promote``.
 
+    The gate's rows must share no row with either model's training data
+    (:func:`check_holdout`); otherwise the decision is rule ``holdout`` and
+    neither model is scored.
+
     Raises:
         RegistryError: there is no challenger, or a model cannot be loaded.
+        RegistryUnavailableError: the registry failed (nothing moved): a
+            champion that cannot be read is never taken for "no champion".
     """
     name = mlflow_config.registered_model
     challenger = (
@@ -167,9 +181,11 @@ def promote(
         else resolve_alias(client, name, CHALLENGER)
     )
     champion = find_alias(client, name, CHAMPION)
-    if holdout is None:
-        _, holdout = load_training_frames(client, challenger)
-    verdict = _judge(client, challenger, champion, holdout, promote_config)
+    holdout, refusal = _gate_rows(client, challenger, champion, holdout, promote_config)
+    if refusal:
+        verdict = _refused(challenger, champion, holdout, promote_config, refusal)
+    else:
+        verdict = _judge(client, challenger, champion, holdout, promote_config)
     decision = _log_decision(client, context, promote_config, holdout, verdict)
     if decision.promoted:
         if champion is not None:
@@ -186,6 +202,51 @@ def promote(
         decision.reason,
     )
     return decision
+
+
+def _gate_rows(
+    client: TrackingClient,
+    challenger: ModelRef,
+    champion: ModelRef | None,
+    holdout: pd.DataFrame | None,
+    config: PromoteConfig,
+) -> tuple[pd.DataFrame, str]:
+    """The gate's rows (default: the challenger's test split) and why they are refused, if so."""
+    known: dict[int, pd.DataFrame] = {}
+    if holdout is None:
+        known[challenger.version], holdout = load_training_frames(client, challenger)
+    if champion is not None and champion.version == challenger.version:
+        return holdout, ""  # already the champion: nothing is compared
+    models = {"challenger": challenger}
+    if champion is not None:
+        models["champion"] = champion
+    refusal = check_holdout(client, holdout, models, config, known)
+    if refusal:
+        refusal = "holdout not disjoint from the models' training data: " + refusal
+    return holdout, refusal
+
+
+def _refused(
+    challenger: ModelRef,
+    champion: ModelRef | None,
+    holdout: pd.DataFrame,
+    config: PromoteConfig,
+    reason: str,
+) -> PromotionDecision:
+    """The gate's refusal to score on rows a model trained on (rule ``holdout``)."""
+    return PromotionDecision(
+        promoted=False,
+        reason=reason,
+        challenger_version=challenger.version,
+        challenger_auc=float("nan"),
+        champion_version=champion.version if champion else None,
+        champion_auc=None,
+        min_auc=config.min_auc,
+        min_improvement=config.min_improvement,
+        holdout_rows=len(holdout),
+        holdout_hash="",
+        rule="holdout",
+    )
 
 
 def _judge(

@@ -14,7 +14,7 @@ latest monitor run completed, about the current champion, at most
 (``creditops monitor --current``) can alert but never drives a retraining:
 its rows are not in the inference log a retraining reads. The cooldown starts
 only once a retraining produced a challenger; a failed one is recorded in the
-decision (``retrain_error``) and its error raised.
+decision (``retrain_error``) and its error raised; one runs at a time (``lock``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ from creditops.config import CheckConfig, MlflowConfig, PromoteConfig
 from creditops.data import Split
 from creditops.errors import TrainingError
 from creditops.retraining.freshness import require_fresh_figures
+from creditops.retraining.lock import retrain_exclusively
 from creditops.retraining.policy import (
     RetrainOutcome,
     TriggerDecision,
@@ -281,14 +283,15 @@ def run_check(
     )
     _name_the_figures(decision, result, age)
     failure: Exception | None = None
-    if decision.action == "retrain":
-        failure = _retrain(
+    if decision.action == "retrain":  # one at a time: a lock in the inference store
+        rows = partial(read_production, store_url, window_rows)
+        sections = _RetrainSections(config, promote, training)
+        failure = retrain_exclusively(
             decision,
-            client,
-            champion,
-            lambda: read_production(store_url, window_rows),
-            _RetrainSections(config, promote, training),
-            now,
+            lambda: _retrain(decision, client, champion, rows, sections, now),
+            store_url=store_url,
+            config=config,
+            now=now,
         )
     path = write_decision(decision, config.decisions_dir)
     log.info("%s (record %s)", decision.log_line(), path)

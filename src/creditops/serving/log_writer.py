@@ -2,12 +2,14 @@
 
 :class:`InferenceLogWriter` takes rows from the request handlers, writes them
 to an :class:`~creditops.serving.store.InferenceStore` in batches from a daemon
-thread, retries on database errors (loudly) and drains its queue on shutdown.
+thread, retries on database errors (loudly), moves what its bounded queue
+cannot hold to the process's :class:`~creditops.serving.journal.Journal`, and
+drains its queue on shutdown. This is ``[serve] durability = "async"``: the
+answer is sent before its row is written.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,9 +20,15 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from creditops.errors import StoreError
+from creditops.serving.journal import Journal, LogEvents
 from creditops.serving.store import InferenceStore
 
 log = logging.getLogger(__name__)
+# The shortest pause between two "rows LOST" error lines of one outage.
+LOST_LOG_SECONDS = 60.0
+# A write in progress this long counts as a store that is down (the queue may spill).
+STALLED_WRITE_SECONDS = 1.0
 
 
 class InferenceLogWriter:
@@ -30,20 +38,27 @@ class InferenceLogWriter:
     queue every ``flush_interval`` seconds, or as soon as ``flush_max_rows``
     rows wait. A failed write keeps its rows at the head of the queue and is
     retried with a growing pause (up to ``max_backoff`` seconds), each failure
-    logged as an error with the number of rows waiting. ``close`` drains the
-    queue; rows that still cannot be written within ``drain_timeout`` seconds
-    are saved as JSON lines to ``spill_path`` (never dropped silently).
+    logged as an error with the number of rows waiting. The queue holds at most
+    ``max_queue_rows`` rows while the store is down (its last write failed, or
+    the current one has hung for a second): beyond, a second thread moves the
+    newest rows to ``journal`` (synced to disk, loaded later by ``creditops
+    store replay``), so that a store down for long costs disk, not memory. ``close`` drains
+    the queue; rows that still cannot be written within ``drain_timeout``
+    seconds are journaled too. Rows that can be neither stored nor journaled
+    are counted as lost and said so in the log, never dropped silently.
 
     Args:
         store: where the rows go.
         flush_interval: seconds between two writes of a non-full queue.
         flush_max_rows: rows per write; a queue this long is written at once.
-        spill_path: the JSON-lines file for rows left unwritten at shutdown.
+        journal: where rows go that the store cannot take (None: they are lost, loudly).
+        max_queue_rows: rows held in memory (at least ``flush_max_rows``); None: no bound.
         drain_timeout: how long ``close`` keeps retrying a failing database.
         max_backoff: the longest pause between two retries.
         busy: tells whether the server is scoring right now; writes then wait
             (at most ``max_delay`` seconds) for a quiet moment.
         max_delay: the longest a row waits because the server is busy.
+        events: what the writer reports (rows written, failed, journaled, lost).
     """
 
     def __init__(
@@ -52,37 +67,55 @@ class InferenceLogWriter:
         *,
         flush_interval: float = 0.2,
         flush_max_rows: int = 2_000,
-        spill_path: Path | None = None,
+        journal: Journal | None = None,
+        max_queue_rows: int | None = None,
         drain_timeout: float = 10.0,
         max_backoff: float = 5.0,
         busy: Callable[[], bool] | None = None,
         max_delay: float = 2.0,
+        events: LogEvents | None = None,
     ) -> None:
         self.store = store
         self.flush_interval = flush_interval
         self.flush_max_rows = flush_max_rows
-        self.spill_path = spill_path
+        self.journal = journal
+        # the writer's batch is copied from the queue's head: the spiller, which takes
+        # from the tail, must leave at least one batch in place
+        self.max_queue_rows = (
+            None if max_queue_rows is None else max(max_queue_rows, flush_max_rows)
+        )
         self.drain_timeout = drain_timeout
         self.max_backoff = max_backoff
+        self.events = events or LogEvents()
         self._queue: deque[dict[str, Any]] = deque()
         self._pending_ids: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._written = threading.Condition(self._lock)
+        self._overflow = threading.Condition(self._lock)
         self._closing = False
         self._flush_requested = False
         self.written_rows = 0
         self.failed_writes = 0
+        self.spilled_rows = 0
+        self.lost_rows = 0
+        self._lost_logged_at = -LOST_LOG_SECONDS
+        self._failing = False  # the last write failed
+        self._writing_since: float | None = None  # when the write in progress began
+        self._journal_logged: Path | None = None
         self.max_delay = max_delay
         self.busy = busy
         self._oldest_at = time.monotonic()
-        self.on_write: Callable[[int], None] | None = None
-        self.on_failure: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="inference-log-writer", daemon=True)
+        self._spiller = threading.Thread(
+            target=self._run_spiller, name="inference-log-spiller", daemon=True
+        )
 
     def start(self) -> None:
-        """Start the writer thread."""
+        """Start the writer thread (and the spiller, if the queue is bounded)."""
         self._thread.start()
+        if self.max_queue_rows is not None:
+            self._spiller.start()
 
     @property
     def pending(self) -> int:
@@ -100,6 +133,8 @@ class InferenceLogWriter:
             self._pending_ids.update(row["request_id"] for row in rows)
             if len(self._queue) >= self.flush_max_rows:
                 self._wake.notify()
+            if self.max_queue_rows is not None and len(self._queue) > self.max_queue_rows:
+                self._overflow.notify()
 
     def is_pending(self, request_id: str) -> bool:
         """Whether ``request_id`` was submitted but is not yet in the store."""
@@ -127,10 +162,15 @@ class InferenceLogWriter:
         with self._lock:
             self._closing = True
             self._wake.notify()
+            self._overflow.notify()
+        if self._spiller.is_alive():
+            self._spiller.join()
         if self._thread.is_alive():
             self._thread.join()
         else:  # never started: drain here
             self._drain()
+        if self.journal is not None:
+            self.journal.close()
 
     def _defer(self) -> bool:
         """Whether to hold the queue a little longer: the server is busy scoring.
@@ -173,14 +213,16 @@ class InferenceLogWriter:
             batch = [self._queue[i] for i in range(min(len(self._queue), self.flush_max_rows))]
         if not batch:
             return True
+        self._writing_since = time.monotonic()
         try:
             self.store.write_rows(batch)
         except Exception as exc:  # anything but a DB error is a bug: keep the rows, retry
+            self._writing_since = None
+            self._failing = True
             if not isinstance(exc, SQLAlchemyError):
                 log.exception("inference log: unexpected error writing %d row(s)", len(batch))
             self.failed_writes += 1
-            if self.on_failure is not None:
-                self.on_failure()
+            self.events.failed(len(batch))
             log.error(
                 "inference log: writing %d row(s) to %r failed (%d waiting, will retry): %s",
                 len(batch),
@@ -189,14 +231,23 @@ class InferenceLogWriter:
                 (str(exc).splitlines() or [repr(exc)])[0][:300],
             )
             return False
+        self._writing_since = None
+        self._failing = False
         with self._lock:
             for _ in batch:
                 row = self._queue.popleft()
                 self._pending_ids.discard(row["request_id"])
             self._written.notify_all()
         self.written_rows += len(batch)
-        if self.on_write is not None:
-            self.on_write(len(batch))
+        self.events.written(len(batch))
+        if self.journal is not None and self.spilled_rows:
+            closed = self.journal.close()  # the store is back: a replay may take the file now
+            if closed is not None:
+                log.warning(
+                    "inference log: the store takes rows again; %s holds journaled rows: "
+                    "run `creditops store replay` to load them",
+                    closed,
+                )
         return True
 
     def _drain(self) -> None:
@@ -206,33 +257,80 @@ class InferenceLogWriter:
             if self._write_batch():
                 continue
             if time.monotonic() >= deadline:
-                self._spill()
+                with self._lock:
+                    rows = list(self._queue)
+                    self._queue.clear()
+                    self._pending_ids.clear()
+                    self._written.notify_all()
+                self._journal_rows(rows, "could not be written before shutdown")
                 return
             time.sleep(pause)
             pause = min(pause * 2, self.max_backoff)
 
-    def _spill(self) -> None:
-        with self._lock:
-            rows = list(self._queue)
-            self._queue.clear()
-            self._pending_ids.clear()
-            self._written.notify_all()
-        if self.spill_path is None:
+    def _run_spiller(self) -> None:
+        """Keep the queue within ``max_queue_rows``: the newest rows beyond go to the journal."""
+        bound = self.max_queue_rows
+        assert bound is not None  # started only for a bounded queue
+        while True:
+            with self._lock:
+                while not self._closing and not (len(self._queue) > bound and self._store_down()):
+                    # woken by submit past the bound; a stalled write is noticed within a second
+                    self._overflow.wait(STALLED_WRITE_SECONDS / 2)
+                if self._closing:  # the drain journals what it cannot write
+                    return
+                overflow = [self._queue.pop() for _ in range(len(self._queue) - bound)]
+                overflow.reverse()
+                self._pending_ids.difference_update(row["request_id"] for row in overflow)
+            self._journal_rows(overflow, f"do not fit the queue ({bound} rows, store unavailable)")
+
+    def _store_down(self) -> bool:
+        """The last write failed, or the current one has hung for a while (a dead connection).
+
+        A healthy store that merely lags keeps its rows queued past the bound for
+        a moment: spilling them would only make work for a replay.
+        """
+        since = self._writing_since
+        return self._failing or (
+            since is not None and time.monotonic() - since > STALLED_WRITE_SECONDS
+        )
+
+    def _journal_rows(self, rows: list[dict[str, Any]], why: str) -> None:
+        """Sync ``rows`` to the journal; if that fails too, count and report them as lost."""
+        if not rows:
+            return
+        if self.journal is None:
+            self._lost(rows, why, "no journal is configured")
+            return
+        try:
+            path = self.journal.append(rows)
+        except StoreError as exc:
+            self._lost(rows, why, str(exc))
+            return
+        self.spilled_rows += len(rows)
+        self.events.spilled(len(rows))
+        if path != self._journal_logged or self._closing:  # once per file: once per outage
+            self._journal_logged = path
             log.error(
-                "inference log: %d row(s) could not be written to %r before shutdown "
-                "and no spill file is configured: they are LOST",
+                "inference log: %d row(s) %s: journaled to %s (%d so far); "
+                "load them with `creditops store replay` once %r is back",
                 len(rows),
+                why,
+                path,
+                self.spilled_rows,
                 self.store,
             )
-            return
-        self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.spill_path.open("a", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, default=str) + "\n")
-        log.error(
-            "inference log: %d row(s) could not be written to %r before shutdown; "
-            "saved to %s for replay",
-            len(rows),
-            self.store,
-            self.spill_path,
-        )
+
+    def _lost(self, rows: list[dict[str, Any]], why: str, cause: str) -> None:
+        self.lost_rows += len(rows)
+        self.events.lost(len(rows))
+        now = time.monotonic()
+        if now - self._lost_logged_at >= LOST_LOG_SECONDS or self._closing:
+            self._lost_logged_at = now
+            log.error(
+                "inference log: %d row(s) %s and cannot be journaled (%s): they are LOST "
+                "(%d lost so far)",
+                len(rows),
+                why,
+                cause,
+                self.lost_rows,
+            )

@@ -84,6 +84,12 @@ class ServiceMetrics:
         self.reloads = Counter(
             "creditops_model_reloads", "Model swaps by outcome", ["outcome"], registry=r
         )
+        self._add_log_metrics(r)
+        self._children: dict[tuple[str, int], Counter] = {}
+        self._latency_children: dict[str, Histogram] = {}
+
+    def _add_log_metrics(self, r: CollectorRegistry) -> None:
+        """The inference log's figures: pending, written, failed, journaled, lost rows."""
         self.log_pending = Gauge(
             "creditops_inference_log_pending", "Scored rows waiting to be written", registry=r
         )
@@ -95,8 +101,22 @@ class ServiceMetrics:
             "Failed writes to the inference log (retried)",
             registry=r,
         )
-        self._children: dict[tuple[str, int], Counter] = {}
-        self._latency_children: dict[str, Histogram] = {}
+        self.log_spilled = Counter(
+            "creditops_log_rows_spilled",
+            "Rows synced to the journal, the store unavailable (`creditops store replay`)",
+            registry=r,
+        )
+        self.log_lost = Counter(
+            "creditops_log_rows_lost",
+            "Rows neither stored nor journaled (the journal not writable)",
+            registry=r,
+        )
+        self.log_queue = Gauge(
+            "creditops_log_queue_rows", "Rows (or acknowledged requests) waiting", registry=r
+        )
+        self.journal_files = Gauge(
+            "creditops_log_journal_files", "Journal files this process wrote rows to", registry=r
+        )
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered request (children cached: labels() is slow on the hot path)."""

@@ -3,16 +3,20 @@
 Start-up is mostly imports: the web stack, sklearn and the booster on one side;
 MLflow and its store (to resolve the ``champion`` alias and download the
 model) on the other. Run one after the other they cost ~2x; a helper process
-does the MLflow half on the other core. The server then reads the downloaded
-model with cloudpickle, as ``mlflow.sklearn`` would, without importing MLflow
-before its first answer.
+does the MLflow half on the other core. The server then checks the downloaded
+files against the SHA-256 recorded at registration (:mod:`creditops.integrity`)
+and reads the model with cloudpickle, as ``mlflow.sklearn`` would, without
+importing MLflow before its first answer.
 
 Nothing heavy is imported at module level: :func:`start_prefetch` must run
-before the server's own imports.
+before the server's own imports. The ``[mlflow]`` section (its tracking URI may
+carry a password) reaches the helper on its standard input, never on its command
+line, which any user of the machine can read (``ps``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -39,10 +43,21 @@ class Prefetch:
     def __init__(self, mlflow_json: str) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="creditops-champion-"))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "creditops.serving.prefetch", mlflow_json, str(self.folder)],
+            [sys.executable, "-m", "creditops.serving.prefetch", str(self.folder)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        stdin = self.process.stdin
+        assert stdin is not None  # stdin=PIPE above
+        # A few hundred bytes: the pipe's buffer takes them without waiting for the
+        # helper. A broken pipe means it died at once, which result() reports.
+        with contextlib.suppress(BrokenPipeError):
+            stdin.write(mlflow_json.encode())
+            stdin.flush()
+        with contextlib.suppress(BrokenPipeError):
+            stdin.close()
+        self.process.stdin = None  # communicate() must not touch the closed pipe
 
     def result(self, timeout: float = 120.0) -> dict[str, Any]:
         """The helper's answer: ``{"ref": {...}, "path": ...}`` or ``{"no_champion": message}``.
@@ -77,37 +92,39 @@ def start_prefetch(mlflow_config: MlflowConfig) -> Prefetch:
     return Prefetch(mlflow_config.model_dump_json())
 
 
-def load_local_pipeline(path: Path) -> Pipeline:
-    """The sklearn pipeline of a downloaded MLflow sklearn model folder.
+def load_local_pipeline(
+    path: Path, *, model: str, expected_sha256: str, require_digest: bool
+) -> Pipeline:
+    """The sklearn pipeline of a downloaded MLflow sklearn model folder, checked first.
+
+    The folder's files are read once, checked against the digest recorded at
+    registration, and only those checked bytes are unpickled.
+
+    Args:
+        path: the downloaded model folder.
+        model: how errors name the version (``model credit-risk version 3``).
+        expected_sha256: the version's ``model_sha256`` tag (empty if it has none).
+        require_digest: ``[mlflow] require_model_digest``.
 
     Raises:
+        ModelIntegrityError: the files are not the ones registered.
         PrefetchError: the folder is not a pickle/cloudpickle sklearn model.
     """
-    import yaml
+    from creditops.errors import RegistryError
+    from creditops.integrity import check_model_files, read_model_files, unpickle_model
 
     try:
-        meta = yaml.safe_load((path / "MLmodel").read_text())
-        flavor = meta["flavors"]["sklearn"]
-        serialization = flavor.get("serialization_format", "cloudpickle")
-        pickled = path / flavor["pickled_model"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
-        raise PrefetchError(f"{path} is not an MLflow sklearn model: {exc}") from exc
-    if flavor.get("code"):
-        raise PrefetchError("the model ships code: let MLflow load it")
-    if serialization == "cloudpickle":
-        import cloudpickle
-
-        with pickled.open("rb") as handle:
-            return cloudpickle.load(handle)
-    if serialization == "pickle":
-        import pickle
-
-        with pickled.open("rb") as handle:
-            return pickle.load(handle)  # the registry is trusted, as MLflow trusts it
-    raise PrefetchError(f"serialization {serialization!r}: let MLflow load it")
+        files = read_model_files(path)
+    except RegistryError as exc:
+        raise PrefetchError(str(exc)) from exc
+    check_model_files(files, expected_sha256, model=model, require=require_digest)
+    try:
+        return unpickle_model(files)
+    except RegistryError as exc:
+        raise PrefetchError(f"{path}: {exc}; let MLflow load it") from exc
 
 
-def _main(mlflow_json: str, folder: str) -> None:
+def _main(folder: str) -> None:
     # A short-lived process: without the cyclic GC, importing MLflow and its store is
     # ~0.6 s quicker (each full collection rescans every module imported so far).
     gc.disable()
@@ -118,7 +135,7 @@ def _main(mlflow_json: str, folder: str) -> None:
     from creditops.config import MlflowConfig
     from creditops.errors import NoChampionError
 
-    config = MlflowConfig.model_validate_json(mlflow_json)
+    config = MlflowConfig.model_validate_json(sys.stdin.buffer.read())
     client = registry.connect(config)
     try:
         ref = registry.resolve_alias(client, config.registered_model)
@@ -131,7 +148,7 @@ def _main(mlflow_json: str, folder: str) -> None:
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1], sys.argv[2])
+    _main(sys.argv[1])
     # The answer is out and nothing was written but the download, which is the
     # parent's now: skip the interpreter's tear-down of MLflow's ~200,000 objects
     # (~0.6 s the parent would wait for).

@@ -23,8 +23,15 @@ import anyio
 
 from creditops import registry
 from creditops.config import MlflowConfig, ServeConfig
-from creditops.errors import CreditOpsError, NoChampionError
+from creditops.errors import (
+    CreditOpsError,
+    NoChampionError,
+    RegistryUnavailableError,
+    TrackingError,
+)
 from creditops.inference.scorer import LoadedModel, prepare_model
+from creditops.serving.group_commit import GroupCommitWriter, RowsBuilder
+from creditops.serving.journal import Journal, LogEvents
 from creditops.serving.log_writer import InferenceLogWriter
 from creditops.serving.metrics import ServiceMetrics
 from creditops.serving.prefetch import Prefetch, PrefetchError, load_local_pipeline
@@ -36,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_CHAMPION = "no champion: run `creditops promote`"
+# A registry that is down or failing is not "no champion": promoting would not help.
+REGISTRY_UNREACHABLE = "model registry unreachable"
 # Imported while the prefetch helper works: what reading and unpickling the model needs.
 _MODEL_MODULES = (
     "sklearn.ensemble",
@@ -47,6 +56,10 @@ _MODEL_MODULES = (
 )
 # The longest a scored row waits in memory while a big request is being scored.
 LOG_MAX_DELAY_SECONDS = 1.0
+# Worker threads that score requests (the event loop never does) and that look up
+# feedback: separate limiters, so that a flood of feedback never delays scoring.
+SCORING_THREADS = 16
+FEEDBACK_THREADS = 4
 
 
 class ScoringService:
@@ -73,21 +86,15 @@ class ScoringService:
         self.config = config
         self.mlflow = mlflow
         self.metrics = ServiceMetrics()
-        self.store = store or InferenceStore(self.config.store_url)
-        spill = _spill_path(self.config.store_url)
-        self.writer = InferenceLogWriter(
-            self.store,
-            flush_interval=self.config.flush_interval_seconds,
-            flush_max_rows=self.config.flush_max_rows,
-            spill_path=spill,
-            busy=lambda: self.big_requests > 0,
-            max_delay=LOG_MAX_DELAY_SECONDS,
-        )
+        self.acknowledged = config.durability == "acknowledged"
+        self.store = store or InferenceStore(config.store_url, durable=self.acknowledged)
+        self.journal = Journal(config.journal_dir)
+        self.writer = self._log_writer()
         # Big requests in flight (read by the writer thread): the log waits for them.
         # Single rows do not hold it: a steady trickle of small writes keeps p99 low.
         self.big_requests = 0
-        self.writer.on_write = self.metrics.log_written.inc
-        self.writer.on_failure = self.metrics.log_failures.inc
+        self.metrics.log_queue.set_function(lambda: self.writer.pending)
+        self.metrics.journal_files.set_function(lambda: self.journal.files)
         self.model: LoadedModel | None = None
         self.not_ready_reason = "starting: the champion is not loaded yet"
         self._client: TrackingClient | None = None
@@ -96,6 +103,36 @@ class ScoringService:
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
         self._warmer: asyncio.Task[None] | None = None
+        self.scoring_limiter = anyio.CapacityLimiter(SCORING_THREADS)
+        self.feedback_limiter = anyio.CapacityLimiter(FEEDBACK_THREADS)
+
+    def _log_writer(self) -> InferenceLogWriter | GroupCommitWriter:
+        """The inference log's writer for ``[serve] durability``."""
+        metrics = self.metrics
+        events = LogEvents(
+            written=metrics.log_written.inc,
+            failed=lambda _rows: metrics.log_failures.inc(),
+            spilled=metrics.log_spilled.inc,
+            lost=metrics.log_lost.inc,
+        )
+        if self.acknowledged:
+            return GroupCommitWriter(
+                self.store,
+                self.journal,
+                window=self.config.group_commit_seconds,
+                max_rows=self.config.flush_max_rows,
+                events=events,
+            )
+        return InferenceLogWriter(
+            self.store,
+            flush_interval=self.config.flush_interval_seconds,
+            flush_max_rows=self.config.flush_max_rows,
+            journal=self.journal,
+            max_queue_rows=self.config.log_queue_max_rows,
+            busy=lambda: self.big_requests > 0,
+            max_delay=LOG_MAX_DELAY_SECONDS,
+            events=events,
+        )
 
     # --- life cycle ----------------------------------------------------------
 
@@ -173,6 +210,16 @@ class ScoringService:
                     return False, self.not_ready_reason
                 log.warning("%s; still serving version %s", exc, self.model.ref.version)
                 return False, f"{exc}; still serving version {self.model.ref.version}"
+            except (RegistryUnavailableError, TrackingError) as exc:
+                self.metrics.reloads.labels("error").inc()
+                log.error("%s: %s", REGISTRY_UNREACHABLE, exc)
+                if self.model is None:
+                    self.not_ready_reason = f"{REGISTRY_UNREACHABLE}: {exc}"
+                    return False, self.not_ready_reason
+                return (
+                    False,
+                    f"{REGISTRY_UNREACHABLE} ({exc}); still serving {self.model.ref.version}",
+                )
             except CreditOpsError as exc:
                 self.metrics.reloads.labels("error").inc()
                 log.error("cannot load the champion: %s", exc)
@@ -185,7 +232,11 @@ class ScoringService:
                 )
             if loaded is None:
                 return False, f"version {ref.version} is already served"
-            return True, self._swap(ref, loaded)
+            detail = self._swap(ref, loaded)
+            if not self._gc_paused:  # else start() freezes the heap
+                # in a thread: a collection is not the event loop's work
+                await anyio.to_thread.run_sync(_freeze_heap)
+            return True, detail
 
     def _swap(self, ref: registry.ModelRef, loaded: LoadedModel) -> str:
         """Serve ``loaded`` from now on; returns the line that says so."""
@@ -204,8 +255,6 @@ class ScoringService:
             f" (was {previous.ref.version})" if previous else ""
         )
         log.info("%s", detail)
-        if not self._gc_paused:  # else start() freezes the heap
-            _freeze_heap()
         return detail
 
     def _fetch_champion(self) -> tuple[registry.ModelRef, LoadedModel | None]:
@@ -220,6 +269,7 @@ class ScoringService:
                 prefetch.cleanup()
         client = self._connect()
         ref = registry.resolve_alias(client, self.mlflow.registered_model)
+        registry.require_servable(ref)  # before any download: no threshold, no serving
         current = self.model
         if current is not None and current.ref.version == ref.version:
             return ref, None
@@ -243,15 +293,34 @@ class ScoringService:
         }
         fields["aliases"] = tuple(fields.get("aliases", ()))
         ref = registry.ModelRef(**fields)
-        pipeline = load_local_pipeline(Path(answer["path"]))
+        registry.require_servable(ref)
+        # checked against the digest recorded at registration before it is unpickled
+        pipeline = load_local_pipeline(
+            Path(answer["path"]),
+            model=ref.label,
+            expected_sha256=ref.model_sha256,
+            require_digest=self.mlflow.require_model_digest,
+        )
         return ref, prepare_model(ref, pipeline, started=started)
 
     # --- inference log -------------------------------------------------------
 
     def log_rows(self, rows: list[dict[str, Any]]) -> None:
         """Queue scored rows for the inference log (never waits for the database)."""
-        self.writer.submit(rows)
-        self.metrics.log_pending.set(self.writer.pending)
+        writer = self.writer
+        assert isinstance(writer, InferenceLogWriter), "acknowledged requests use log_durably"
+        writer.submit(rows)
+        self.metrics.log_pending.set(writer.pending)
+
+    async def log_durably(self, build: RowsBuilder) -> None:
+        """Acknowledged durability: return once the rows ``build`` makes are durable.
+
+        Raises:
+            StoreError: they could be neither committed nor journaled.
+        """
+        writer = self.writer
+        assert isinstance(writer, GroupCommitWriter), "async requests use log_rows"
+        await writer.record(build)
 
 
 def _freeze_heap() -> None:
@@ -259,14 +328,9 @@ def _freeze_heap() -> None:
 
     A full collection over ~250,000 objects takes 100-250 ms on this machine, a
     pause every request in flight would wait for; frozen objects are still
-    freed by reference counting when the model is replaced.
+    freed by reference counting when the model is replaced. It runs in a worker
+    thread, never on the event loop; the collection still holds the GIL, but
+    after the first freeze it scans only what came since (the new model).
     """
     gc.collect()
     gc.freeze()
-
-
-def _spill_path(url: str) -> Path:
-    if url.startswith("sqlite:///"):
-        database = Path(url.removeprefix("sqlite:///"))
-        return database.with_name(database.name + ".unwritten.jsonl")
-    return Path("state") / "inferences.unwritten.jsonl"

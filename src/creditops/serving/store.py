@@ -6,7 +6,7 @@ URL). Monitoring and retraining read it through :meth:`InferenceStore.read_frame
 Table ``inferences`` (one row per scored applicant):
 
 =================  ==================================================================
-request_id         String(32), primary key: uuid4 hex, what ``POST /feedback`` takes
+request_id         String(32), primary key: hex, issue time first; what ``POST /feedback`` takes
 batch_id           String(32): one per HTTP request
 created_at         timezone-aware UTC timestamp (indexed)
 model_name         the registered model's name
@@ -18,19 +18,22 @@ threshold          the decision threshold in force (decline when probability >= 
 latency_ms         time spent scoring the request that held this row
 outcome            ``good`` | ``bad`` | NULL until feedback arrives
 outcome_at         when the outcome was recorded
+outcome_source     the feedback key that posted it: the first 8 hex digits of its SHA-256
 =================  ==================================================================
 
 Writes come off the request path through
 :class:`~creditops.serving.log_writer.InferenceLogWriter`, a background thread
-that batches rows, retries on database errors (loudly) and drains its queue on
-shutdown.
+that batches rows, retries on database errors (loudly), journals what its
+bounded queue cannot hold (:mod:`~creditops.serving.journal`) and drains its
+queue on shutdown; in acknowledged mode through
+:class:`~creditops.serving.group_commit.GroupCommitWriter`.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from creditops import schema
 from creditops.errors import StoreError
+from creditops.secrets import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,7 @@ inferences = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("outcome", sa.String(8), nullable=True),
     sa.Column("outcome_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("outcome_source", sa.String(16), nullable=True),
 )
 
 
@@ -101,14 +106,21 @@ class OutcomeResult(enum.Enum):
     UNKNOWN = "unknown"  # no inference has this request id
 
 
-def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+def _sqlite_pragmas(durable: bool) -> Callable[[DBAPIConnection, ConnectionPoolEntry], None]:
     # WAL lets several server workers write while monitoring reads; busy_timeout
-    # makes a writer wait for a lock instead of failing at once.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+    # makes a writer wait for a lock instead of failing at once. NORMAL syncs the
+    # WAL at checkpoints only (a commit survives a crash of the process, not of the
+    # machine); FULL syncs it at every commit, as acknowledged durability promises.
+    synchronous = "FULL" if durable else "NORMAL"
+
+    def set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return set_pragmas
 
 
 class InferenceStore:
@@ -116,17 +128,20 @@ class InferenceStore:
 
     Args:
         url: ``sqlite:///path.db`` (parent folders are created) or ``postgresql://...``.
+        durable: every SQLite commit is synced to disk (PostgreSQL's commits are by default).
 
     Raises:
         StoreError: the URL is malformed or names an unknown dialect.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, durable: bool = False) -> None:
         self.url = url
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError as exc:
-            raise StoreError(f"inference store URL {url!r} is malformed: {exc}") from exc
+            raise StoreError(
+                f"inference store URL {redact_url(url)!r} is malformed: {redact_text(str(exc))}"
+            ) from exc
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
             if database and database != ":memory:" and not database.startswith("file:"):
@@ -134,17 +149,20 @@ class InferenceStore:
         try:
             self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
         except (SQLAlchemyError, ImportError) as exc:
-            raise StoreError(f"inference store {url!r} cannot be opened: {exc}") from exc
+            raise StoreError(
+                f"inference store {redact_url(url)!r} cannot be opened: {redact_text(str(exc))}"
+            ) from exc
         if parsed.get_backend_name() == "sqlite":
-            sa.event.listen(self.engine, "connect", _set_sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas(durable))
 
     def __repr__(self) -> str:
-        return f"InferenceStore({self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"InferenceStore({redact_url(self.url)!r})"
 
     def create(self) -> None:
         """Create the table and its index if absent."""
         try:
             metadata.create_all(self.engine)
+            _add_outcome_source(self.engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot create the inference table in {self!r}: {exc}") from exc
 
@@ -162,6 +180,16 @@ class InferenceStore:
         with self.engine.begin() as connection:
             connection.execute(self._insert_new(), [_complete(row) for row in rows])
 
+    def existing_ids(self, request_ids: Sequence[str]) -> set[str]:
+        """Which of ``request_ids`` are stored; raises ``SQLAlchemyError`` as is."""
+        if not request_ids:
+            return set()
+        query = sa.select(inferences.c.request_id).where(
+            inferences.c.request_id.in_(list(request_ids))
+        )
+        with self.engine.connect() as connection:
+            return {row[0] for row in connection.execute(query)}
+
     def _insert_new(self) -> sa.Insert:
         """``INSERT ... ON CONFLICT (request_id) DO NOTHING`` in this database's dialect."""
         dialect = self.engine.dialect.name
@@ -177,8 +205,12 @@ class InferenceStore:
             return sqlite_insert(inferences).on_conflict_do_nothing(index_elements=["request_id"])
         return inferences.insert()  # other databases: a duplicate still fails
 
-    def record_outcome(self, request_id: str, outcome: str) -> OutcomeResult:
+    def record_outcome(
+        self, request_id: str, outcome: str, *, source: str | None = None
+    ) -> OutcomeResult:
         """Attach the observed outcome (``good``/``bad``) to one inference.
+
+        ``source`` (stored as ``outcome_source``) names who posted it: the key id.
 
         Raises:
             StoreError: ``outcome`` is not good/bad, or the database fails.
@@ -195,7 +227,9 @@ class InferenceStore:
                     updated = connection.execute(
                         table.update()
                         .where(table.c.request_id == request_id, table.c.outcome.is_(None))
-                        .values(outcome=outcome, outcome_at=datetime.now(UTC))
+                        .values(
+                            outcome=outcome, outcome_at=datetime.now(UTC), outcome_source=source
+                        )
                     ).rowcount
                     if updated:
                         return OutcomeResult.RECORDED
@@ -265,6 +299,24 @@ class InferenceStore:
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
+
+
+def _add_outcome_source(engine: Engine) -> None:
+    """Give a table created before ``outcome_source`` existed the column (old rows: NULL)."""
+    if "outcome_source" in {c["name"] for c in sa.inspect(engine).get_columns("inferences")}:
+        return
+    if_absent = " IF NOT EXISTS" if engine.dialect.name == "postgresql" else ""
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(f"ALTER TABLE inferences ADD COLUMN{if_absent} outcome_source VARCHAR(16)")
+            )
+    except SQLAlchemyError:
+        # several workers start at once: another one may have added it first
+        columns = sa.inspect(engine).get_columns("inferences")
+        if "outcome_source" not in {c["name"] for c in columns}:
+            raise
+    log.info("inference log: column outcome_source added to the existing table")
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pandas as pd
 from creditops import schema
 from creditops.config import DataConfig, MlflowConfig, SimulateConfig
 from creditops.errors import SimulationError
+from creditops.secrets import redact_url
 from creditops.simulation.scenarios import (
     ScenarioSource,
     Traffic,
@@ -106,7 +107,13 @@ def run_simulation(
     asyncio.run(probe_service(config, transport))
     source = load_scenario_source(mlflow, data, scenario)
     traffic = generate_traffic(scenario, source, config, n, seed)
-    log.info("simulate %s: %d applicants (seed %d) -> %s", scenario, n, seed, config.service_url)
+    log.info(
+        "simulate %s: %d applicants (seed %d) -> %s",
+        scenario,
+        n,
+        seed,
+        redact_url(config.service_url),
+    )
     summary = asyncio.run(_send(traffic, config, seed, transport, show_progress))
     _log_summary(summary)
     return summary

@@ -3,8 +3,9 @@
 :func:`send_traffic` scores a :class:`~creditops.simulation.scenarios.Traffic`
 through ``POST /predict`` (``batch_rows`` applicants a request,
 ``concurrency`` requests at a time), then posts each outcome to
-``POST /feedback`` as the :class:`~creditops.simulation.scenarios.FeedbackPlan`
-says: now, after ``late_seconds``, or never. The transport is injectable, so
+``POST /feedback`` (with the feedback key, ``X-Feedback-Key``) as the
+:class:`~creditops.simulation.scenarios.FeedbackPlan` says: now, after
+``late_seconds``, or never. The transport is injectable, so
 tests run it against an in-process stand-in.
 """
 
@@ -25,9 +26,12 @@ import pandas as pd
 from creditops import schema
 from creditops.config import SimulateConfig
 from creditops.errors import SimulationError
+from creditops.secrets import redact_url
 from creditops.simulation.scenarios import Traffic, original_outcomes, plan_feedback
 
 log = logging.getLogger(__name__)
+# The header POST /feedback reads [serve] feedback_api_key from.
+FEEDBACK_KEY_HEADER = "X-Feedback-Key"
 
 
 @dataclass
@@ -114,7 +118,7 @@ async def _send_batches(
                 response = await client.post("/predict", json=batch, params={"reasons": "false"})
             except httpx.TransportError as exc:
                 raise SimulationError(
-                    f"scoring service at {config.service_url} is unreachable "
+                    f"scoring service at {redact_url(config.service_url)} is unreachable "
                     f"({type(exc).__name__}: "
                     f"{exc}): start it with `creditops serve`"
                 ) from exc
@@ -146,8 +150,10 @@ async def _post_feedback(
     client: httpx.AsyncClient,
     pairs: Sequence[tuple[str, str]],
     concurrency: int,
+    key: str,
 ) -> int:
     semaphore = asyncio.Semaphore(concurrency)
+    headers = {FEEDBACK_KEY_HEADER: key} if key else {}
     failed = 0
 
     async def one(request_id: str, outcome: str) -> None:
@@ -155,7 +161,9 @@ async def _post_feedback(
         async with semaphore:
             try:
                 response = await client.post(
-                    "/feedback", json={"request_id": request_id, "outcome": outcome}
+                    "/feedback",
+                    json={"request_id": request_id, "outcome": outcome},
+                    headers=headers,
                 )
             except httpx.TransportError as exc:
                 log.warning("feedback for %s not delivered: %s", request_id, exc)
@@ -195,12 +203,14 @@ async def _check_health(client: httpx.AsyncClient, config: SimulateConfig) -> No
         health = await client.get("/health")
     except httpx.TransportError as exc:
         raise SimulationError(
-            f"scoring service at {config.service_url} is unreachable ({type(exc).__name__}): "
+            f"scoring service at {redact_url(config.service_url)} is unreachable "
+            f"({type(exc).__name__}): "
             "start it with `creditops serve` or set [simulate] service_url"
         ) from exc
     if health.status_code != 200:
         raise SimulationError(
-            f"scoring service at {config.service_url} is not ready: GET /health answered "
+            f"scoring service at {redact_url(config.service_url)} is not ready: "
+            "GET /health answered "
             f"{health.status_code} {health.text[:200]}"
         )
 
@@ -283,10 +293,16 @@ async def _post_outcomes(
     now = _feedback_pairs(ids, outcomes, plan.now)
     late = _feedback_pairs(ids, outcomes, plan.late)
     summary.feedback_never = len(_feedback_pairs(ids, outcomes, plan.never))
-    summary.feedback_failed += await _post_feedback(client, now, config.concurrency)
+    key = config.feedback_api_key.get_secret_value()
+    if not key and (now or late):
+        log.warning(
+            "no feedback key: the service refuses outcomes without one; set [simulate] "
+            "feedback_api_key or [serve] feedback_api_key (CREDITOPS_SERVE__FEEDBACK_API_KEY)"
+        )
+    summary.feedback_failed += await _post_feedback(client, now, config.concurrency, key)
     summary.feedback_now = len(now)
     if late:
         log.info("waiting %.1f s before posting %d late outcome(s)", config.late_seconds, len(late))
         await asyncio.sleep(config.late_seconds)
-        summary.feedback_failed += await _post_feedback(client, late, config.concurrency)
+        summary.feedback_failed += await _post_feedback(client, late, config.concurrency, key)
     summary.feedback_late = len(late)

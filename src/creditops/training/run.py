@@ -35,6 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from creditops.aliases import CHALLENGER
 from creditops.config import DataConfig
 from creditops.data import Dataset, Split, frame_hash, load_dataset, split_dataset
+from creditops.secrets import redact_url
 from creditops.training.search import TrialResult, check_weights, make_sampler, search_family
 from creditops.training.sections import TrainingSections
 from creditops.training.tracking import (
@@ -247,7 +248,7 @@ def _shared_search(run: _TrainingRun, study: str | None, local: LocalWorkers) ->
         "distributed search: study %s in %s, %d local worker(s); join from another "
         "machine with `creditops train --join %s`",
         shared.name,
-        shared.storage_url,
+        redact_url(shared.storage_url),
         config.workers,
         shared.name,
     )

@@ -42,6 +42,7 @@ import numpy as np
 from creditops.config import DataConfig, TrainConfig
 from creditops.data import Split, frame_hash, load_dataset, split_dataset
 from creditops.errors import TrainingError
+from creditops.secrets import redact_url
 from creditops.training.search import (
     TrialResult,
     cross_validate,
@@ -153,7 +154,8 @@ def create_studies(
             )
         except optuna.exceptions.DuplicatedStudyError as exc:
             raise TrainingError(
-                f"study {shared.name!r} already exists in {shared.storage_url}: choose another name"
+                f"study {shared.name!r} already exists in {redact_url(shared.storage_url)}: "
+                "choose another name"
             ) from exc
         study.set_user_attr("budget", budget)
         study.set_user_attr("family", family)
@@ -172,7 +174,7 @@ def study_families(shared: SharedStudy) -> list[str]:
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     families = [n.removeprefix(prefix) for n in names if n.startswith(prefix)]
     if not families:
-        raise TrainingError(f"no study {shared.name!r} in {shared.storage_url}")
+        raise TrainingError(f"no study {shared.name!r} in {redact_url(shared.storage_url)}")
     return families
 
 

@@ -27,7 +27,8 @@ import numpy as np
 from creditops import plots, schema
 from creditops.config import TrainConfig
 from creditops.data import Split
-from creditops.errors import TrackingError, TrainingError
+from creditops.errors import TrackingError, TrainingError, first_line
+from creditops.secrets import redact_url, redact_values
 from creditops.training.evidence import FinalistFit, fit_finalist, model_card
 from creditops.training.search import ParamValue, TrialResult, describe_weights
 
@@ -124,6 +125,8 @@ def log_training_inputs(
 ) -> None:
     """The search's parameters, the whole config (``config.json``) and the exact data split.
 
+    ``record`` is stored redacted: no key and no URL password reaches the store.
+
     ``sample_weights`` says how the training rows were weighted: ``none``, or
     how many rows had each weight (``{"1": 2850, "3": 511}``).
     """
@@ -145,7 +148,7 @@ def log_training_inputs(
             "sample_weights": describe_weights(split.weights),
         },
     )
-    client.log_dict(run_id, record, "config.json")
+    client.log_dict(run_id, redact_values(record), "config.json")
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "data").mkdir()
         split.train.to_csv(Path(tmp) / TRAIN_DATA_ARTIFACT, index=False)
@@ -170,7 +173,10 @@ def log_trial(client: TrackingClient, parent_id: str, result: TrialResult) -> No
 
 @contextmanager
 def tracking_failures(uri: str, context: str) -> Iterator[None]:
-    """Turn the tracking store failing mid-run (a server gone, say) into one TrackingError.
+    """Turn the tracking store or a file write failing mid-run into one TrackingError.
+
+    A server gone, a full disk or a read-only artifact folder ends the run with
+    one line naming the cause (``[Errno 28] No space left on device: '<path>'``).
 
     Nothing is half-registered: a version is registered only after its model is
     logged and loaded back, and the ``challenger`` alias moves only at the end.
@@ -181,10 +187,15 @@ def tracking_failures(uri: str, context: str) -> Iterator[None]:
     try:
         yield
     except (MlflowException, requests.RequestException, ConnectionError) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        cause = lines[0][:300] if lines else type(exc).__name__
         raise TrackingError(
-            f"`{context}` stopped: MLflow tracking store {uri} failed: {cause}. "
+            f"`{context}` stopped: MLflow tracking store {redact_url(uri)} failed: "
+            f"{first_line(exc)}. "
+            "Versions registered before the failure are complete; no alias was moved"
+        ) from exc
+    except OSError as exc:  # a full disk or a read-only artifact folder: one line, not a traceback
+        raise TrackingError(
+            f"`{context}` stopped: writing its files failed: {exc} (MLflow store "
+            f"{redact_url(uri)}); free disk space or fix the permissions, then run it again. "
             "Versions registered before the failure are complete; no alias was moved"
         ) from exc
 
@@ -225,9 +236,15 @@ def _log_figures(
 
 def _log_model(
     client: TrackingClient, run_id: str, family: str, split: Split, fit: FinalistFit
-) -> str:
-    """Log the pipeline; its model URI once the logged model, loaded back, predicts the same."""
+) -> tuple[str, str]:
+    """Log the pipeline; its model URI and files' SHA-256 once, loaded back, it predicts the same.
+
+    The digest is taken from the files downloaded back from the store, the
+    ones that are then unpickled and checked: what every later load compares against.
+    """
     import mlflow.sklearn
+
+    from creditops.integrity import files_digest, read_model_files, unpickle_model
 
     with _quiet("mlflow.sklearn"):
         model_uri = client.log_sklearn_model(
@@ -241,10 +258,12 @@ def _log_model(
             pip_requirements=pip_requirements(family),
             pyfunc_predict_fn="predict_proba",
         )
-    again = client.load_sklearn_model(model_uri).predict_proba(split.X_test)[:, 1]
+    with tempfile.TemporaryDirectory(prefix="creditops-logged-") as tmp:
+        files = read_model_files(client.download_model(model_uri, Path(tmp)))
+    again = unpickle_model(files).predict_proba(split.X_test)[:, 1]
     if not np.allclose(again, fit.proba, rtol=0, atol=1e-12):
         raise TrainingError(f"{family}: the logged model does not predict as the fitted one")
-    return model_uri
+    return model_uri, files_digest(files)
 
 
 def _log_finalist_run(
@@ -255,8 +274,8 @@ def _log_finalist_run(
     split: Split,
     data_hash: str,
     threshold_policy: str,
-) -> tuple[str, str]:
-    """The finalist's child run with all its evidence; returns its run id and model URI."""
+) -> tuple[str, str, str]:
+    """The finalist's child run with all its evidence; returns its run id, model URI and SHA-256."""
     tags = {"creditops.stage": "finalist", "family": best.family, "data_hash": data_hash}
     with client.run(f"finalist-{best.family}", tags=tags, parent_id=parent_id) as run_id:
         metrics = {
@@ -285,8 +304,8 @@ def _log_finalist_run(
         )
         client.log_text(run_id, card, "model_card.md")
         _log_figures(client, run_id, best.family, split, fit)
-        model_uri = _log_model(client, run_id, best.family, split, fit)
-    return run_id, model_uri
+        model_uri, model_sha256 = _log_model(client, run_id, best.family, split, fit)
+    return run_id, model_uri, model_sha256
 
 
 def _version_tags(
@@ -326,10 +345,12 @@ def log_finalist(
         n_trials: how many trials the family's search ran.
     """
     fit = fit_finalist(best, split, config)
-    run_id, model_uri = _log_finalist_run(
+    run_id, model_uri, model_sha256 = _log_finalist_run(
         client, train_run_id, best, fit, split, data_hash, config.threshold.policy
     )
-    tags = _version_tags(best, fit, data_hash, train_run_id)
+    from creditops.integrity import MODEL_DIGEST_TAG
+
+    tags = {**_version_tags(best, fit, data_hash, train_run_id), MODEL_DIGEST_TAG: model_sha256}
     version = client.register_version(model_name, model_uri, run_id, tags)
     m = fit.metrics
     log.info(

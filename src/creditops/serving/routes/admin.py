@@ -24,7 +24,7 @@ router = APIRouter()
 )
 async def reload(service: Service, x_api_key: Annotated[str | None, Header()] = None) -> Response:
     """Re-read the `champion` alias and swap models if it moved. Needs the `X-API-Key` header."""
-    expected = service.config.admin_api_key
+    expected = service.config.admin_api_key.get_secret_value()
     if not expected:
         return ApiError(
             403,

@@ -1,5 +1,10 @@
 """``POST /predict`` and ``POST /invocations``: score applicants, answer, log them after.
 
+The event loop only reads bodies and sends answers: validating, scoring,
+contributions (SHAP), building the answer and building the log rows run in
+worker threads of the service's scoring limiter, whatever the request's size,
+so that the loop never stalls behind one request's arithmetic.
+
 Both routes exist twice: as documented FastAPI routes (in the OpenAPI schema)
 and as plain Starlette routes placed before them (:func:`direct_routes`), which
 skip FastAPI's dependency solving and parameter parsing: they cost more per
@@ -10,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,18 +30,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from creditops import schema
+from creditops.errors import StoreError
 from creditops.inference.raw import RAW_INDEX, Matrix, raw_matrix
 from creditops.inference.reasons import top_contributions
 from creditops.inference.scorer import LoadedModel
 from creditops.serving import schemas
 from creditops.serving.bodies import applicant_rows, read_body
 from creditops.serving.deps import Service, served_model
+from creditops.serving.request_ids import new_request_ids
 from creditops.serving.responses import ApiError, error_responses, json_response
 from creditops.serving.service import ScoringService
 
 router = APIRouter()
-# Above this many rows, scoring runs in a worker thread so the loop keeps serving.
-THREAD_ROWS = 512
+# Log rows of requests this small are built in the scoring thread, before the answer
+# (a few microseconds); bigger ones in another thread hop, after it.
+PREBUILT_ROWS = 16
 BIG_BODY_BYTES = 256 * 1024  # about 1,700 applicants
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -55,12 +62,12 @@ class Scored:
         self.raw = raw
         self.started = started
         self.batch_id = uuid.uuid4().hex
-        ids = os.urandom(16 * len(rows)).hex()
-        self.request_ids = [ids[i : i + 32] for i in range(0, 32 * len(rows), 32)]
+        self.request_ids = new_request_ids(len(rows))
         self.probability = np.zeros(0)
         self.decline = np.zeros(0, dtype=bool)
         self.contributions: Matrix | None = None
         self.latency_ms = 0.0
+        self.prebuilt_rows: list[dict[str, Any]] | None = None
 
     def log_rows(self) -> list[dict[str, Any]]:
         """One inference-log row per scored applicant."""
@@ -85,7 +92,32 @@ class Scored:
         return out
 
 
-async def _score(
+Answer = Callable[[ScoringService, Scored], bytes]
+
+
+async def _answer(
+    service: ScoringService,
+    body: bytes,
+    started: float,
+    answer: Answer,
+    *,
+    reasons: bool,
+    mlflow: bool,
+) -> tuple[Scored, bytes]:
+    """Score ``body`` and serialise the ``answer``, in a worker thread (never on the loop)."""
+
+    def work() -> tuple[Scored, bytes]:
+        scored = _score(service, body, started, reasons=reasons, mlflow=mlflow)
+        out = answer(service, scored)
+        scored.latency_ms = (time.perf_counter() - started) * 1000.0
+        if len(scored.rows) <= PREBUILT_ROWS and not service.acknowledged:
+            scored.prebuilt_rows = scored.log_rows()  # cheaper here than a second thread hop
+        return scored, out
+
+    return await anyio.to_thread.run_sync(work, limiter=service.scoring_limiter)
+
+
+def _score(
     service: ScoringService, body: bytes, started: float, *, reasons: bool, mlflow: bool
 ) -> Scored:
     model = served_model(service)  # this request's model, whatever a reload does meanwhile
@@ -93,10 +125,7 @@ async def _score(
     raw = raw_matrix(rows)
     scored = Scored(model, rows, raw, started)
     want = reasons and service.config.reasons_top_k > 0
-    if len(rows) > THREAD_ROWS:
-        scores = await anyio.to_thread.run_sync(lambda: model.score(raw, reasons=want))
-    else:
-        scores = model.score(raw, reasons=want)
+    scores = model.score(raw, reasons=want)
     scored.probability = scores.probability
     scored.decline = scores.probability >= model.ref.threshold
     scored.contributions = scores.contributions
@@ -135,12 +164,55 @@ def _reasons(scored: Scored, top_k: int) -> list[list[Reason]]:
 
 
 def _logged(service: ScoringService, scored: Scored) -> BackgroundTask:
-    # Runs after the answer is sent: building and queueing log rows costs no latency.
-    # A coroutine, not a function: Starlette would run a function in the thread pool.
+    # Runs after the answer is sent, so building and queueing log rows costs no
+    # latency; in a scoring thread, as the scoring did: not on the loop.
     async def log_rows() -> None:
-        service.log_rows(scored.log_rows())
+        if scored.prebuilt_rows is not None:  # queueing them is an append, not a build
+            service.log_rows(scored.prebuilt_rows)
+            return
+        await anyio.to_thread.run_sync(
+            lambda: service.log_rows(scored.log_rows()), limiter=service.scoring_limiter
+        )
 
     return BackgroundTask(log_rows)
+
+
+async def _unrecorded(service: ScoringService, scored: Scored) -> ApiError | None:
+    """``[serve] durability = "acknowledged"``: wait until the rows are durable.
+
+    The writer thread builds the rows and commits them; None once they are
+    durable, else the 503 to answer instead (no decision is given off the record).
+    """
+    try:
+        await service.log_durably(scored.log_rows)
+    except StoreError as exc:
+        return ApiError(503, f"the decision was not recorded, so it is not given: {exc}")
+    return None
+
+
+def _predictions(service: ScoringService, scored: Scored) -> bytes:
+    """The ``POST /predict`` answer: each applicant's probability, decision and reasons."""
+    ref = scored.model.ref
+    all_reasons = _reasons(scored, service.config.reasons_top_k)
+    predictions = [
+        {
+            "request_id": scored.request_ids[i],
+            "probability": float(scored.probability[i]),
+            "decision": "decline" if scored.decline[i] else "approve",
+            "reasons": all_reasons[i],
+            "model_name": ref.name,
+            "model_version": ref.version,
+        }
+        for i in range(len(scored.rows))
+    ]
+    return orjson.dumps({"batch_id": scored.batch_id, "predictions": predictions})
+
+
+def _decisions(service: ScoringService, scored: Scored) -> bytes:
+    """The ``POST /invocations`` answer: 1 (decline) or 0 (approve) per row."""
+    return orjson.dumps(
+        {"predictions": scored.decline.astype(np.int64)}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def _applicant_body() -> dict[str, Any]:
@@ -184,24 +256,14 @@ async def predict(request: Request, service: Service, reasons: bool = True) -> R
     started = time.perf_counter()
     try:
         body = await read_body(request, service.config.max_body_bytes)
-        scored = await _score(service, body, started, reasons=reasons, mlflow=False)
+        scored, body_out = await _answer(
+            service, body, started, _predictions, reasons=reasons, mlflow=False
+        )
     except ApiError as exc:
         return exc.response()
-    ref = scored.model.ref
-    all_reasons = _reasons(scored, service.config.reasons_top_k)
-    predictions = [
-        {
-            "request_id": scored.request_ids[i],
-            "probability": float(scored.probability[i]),
-            "decision": "decline" if scored.decline[i] else "approve",
-            "reasons": all_reasons[i],
-            "model_name": ref.name,
-            "model_version": ref.version,
-        }
-        for i in range(len(scored.rows))
-    ]
-    body_out = orjson.dumps({"batch_id": scored.batch_id, "predictions": predictions})
-    scored.latency_ms = (time.perf_counter() - started) * 1000.0
+    if service.acknowledged:
+        refused = await _unrecorded(service, scored)
+        return refused.response() if refused else json_response(body_out)
     return json_response(body_out, background=_logged(service, scored))
 
 
@@ -237,16 +299,16 @@ async def invocations(request: Request, service: Service) -> Response:
     started = time.perf_counter()
     try:
         body = await read_body(request, service.config.max_body_bytes)
-        scored = await _score(service, body, started, reasons=False, mlflow=True)
+        scored, body_out = await _answer(
+            service, body, started, _decisions, reasons=False, mlflow=True
+        )
     except ApiError as exc:
         return exc.mlflow_response()
-    body_out = orjson.dumps(
-        {"predictions": scored.decline.astype(np.int64)}, option=orjson.OPT_SERIALIZE_NUMPY
-    )
-    scored.latency_ms = (time.perf_counter() - started) * 1000.0
-    return json_response(
-        body_out, headers={"X-Batch-Id": scored.batch_id}, background=_logged(service, scored)
-    )
+    headers = {"X-Batch-Id": scored.batch_id}
+    if service.acknowledged:
+        refused = await _unrecorded(service, scored)
+        return refused.mlflow_response() if refused else json_response(body_out, headers=headers)
+    return json_response(body_out, headers=headers, background=_logged(service, scored))
 
 
 # --- the scoring routes without FastAPI's per-request machinery --------------------
