@@ -100,7 +100,14 @@ def test_concept_traffic_fires_the_trigger_and_retrains(tmp_path: Path, start_se
     settings = make_settings(
         tmp_path,
         train=TINY_TRAIN,
-        simulate={"samples": 400, "concurrency": 4, "batch_rows": 20, "concept_flip_share": 0.6},
+        simulate={
+            "samples": 400,
+            "concurrency": 4,
+            "batch_rows": 20,
+            "concept_flip_share": 0.6,
+            "feedback_api_key": "feedback-key",  # the service takes outcomes only with its key
+        },
+        serve={"feedback_api_key": "feedback-key"},
         monitor={"window_rows": 400, "min_rows": 100, "min_labelled_rows": 100},
         check={"cooldown_minutes": 60},
     )

@@ -120,7 +120,7 @@ class StoreLock:
         """
         engine = _engine(self.url)
         try:
-            metadata.create_all(engine, checkfirst=True)
+            _create_table(engine)
             for _ in range(2):  # a second try only after breaking a stale holder
                 if self._insert(engine):
                     return None
@@ -216,3 +216,16 @@ def store_lock(url: str, name: str, *, stale_after_seconds: float) -> Iterator[L
         yield None
     finally:
         lock.release()
+
+
+def _create_table(engine: Engine) -> None:
+    """Create the locks table if absent; another process creating it at once is fine."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except (OperationalError, ProgrammingError, IntegrityError) as exc:
+        # both checked "absent", both created: the loser's CREATE fails ("already exists";
+        # PostgreSQL may say "duplicate key" on its catalogue instead)
+        if "already exists" not in str(exc) and "duplicate key" not in str(exc):
+            raise
