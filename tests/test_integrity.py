@@ -198,9 +198,11 @@ def test_a_version_without_a_digest_is_refused_unless_allowed(
     name = settings.mlflow.registered_model
     # registered by another tool: straight through MLflow, no model_sha256 tag
     source = tampered.intact.source
-    raw = client.create_model_version(
-        name, source, run_id=tampered.intact.run_id, model_id=source.removeprefix("models:/")
-    )
+    # MLflow resolves a models:/m-... source through its default client: point it at this store
+    with client.fluent():
+        raw = client.create_model_version(
+            name, source, run_id=tampered.intact.run_id, model_id=source.removeprefix("models:/")
+        )
     untagged = registry.get_version(client, name, int(raw.version))
     assert untagged.model_sha256 == ""
     with pytest.raises(ModelIntegrityError, match="require_model_digest = false"):
