@@ -21,11 +21,12 @@ run: $(STAMP)
 
 ## test: set up, lint, type-check and run the whole test suite; the tests marked
 ## `postgres` run against a throwaway PostgreSQL (installed from Debian if absent)
-## that scripts/with-postgres.sh starts before pytest and stops after, pass or fail
+## that scripts/with-postgres.sh starts before pytest and stops after, pass or fail;
+## the dashboard's browser test uses Chromium (installed from Debian if absent)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	bash scripts/with-postgres.sh $(BIN)/pytest
+	CREDITOPS_TEST_CHROMIUM=$$(bash scripts/chromium.sh) bash scripts/with-postgres.sh $(BIN)/pytest
 
 ## test-quick: the suite without starting PostgreSQL (its tests skip unless
 ## CREDITOPS_TEST_POSTGRES_URL names a server)

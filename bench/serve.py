@@ -367,9 +367,13 @@ def main() -> None:
                 flush=True,
             )
         warm_up(f"{base}/invocations", one)
+        # one declined applicant: its answer carries reason codes (approvals get none)
+        scored = httpx.post(f"{base}/predict", json=big[1_000], timeout=60).json()["predictions"]
+        declined = next(r for r, p in zip(big[1_000], scored, strict=True) if p["reasons"])
         for name, url, body in (
             ("invocations", f"{base}/invocations", one),
             ("predict", f"{base}/predict", one_predict),
+            ("predict declined", f"{base}/predict", json.dumps(declined).encode()),
         ):
             for conc in (1, 8):
                 stats = run_wrk(wrk, url, body, conc, args.duration, workdir)

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from creditops.config import default_grid, load_config
+from creditops.config import load_config
 from creditops.errors import ConfigError
+from creditops.search_space import default_grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,14 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ("[train]\nfamilies = []\n", "train.families"),
         ("[data]\ntest_size = 0.9\n", "data.test_size = 0.9"),
         ("[promote]\nmin_auc = 1.5\n", "promote.min_auc = 1.5"),
-        ('[batch]\nreason_method = "lime"\n', "batch.reason_method = 'lime'"),
+        (
+            "[batch]\nreasons_top_k = 5\n",
+            "batch.reasons_top_k = 5: Input should be less than or equal to 4",
+        ),
+        (
+            "[serve]\nreasons_top_k = 13\n",
+            "serve.reasons_top_k = 13: Input should be less than or equal to 4",
+        ),
         ('[batch]\nreasons_for = "approved"\n', "batch.reasons_for = 'approved'"),
         (
             '[train.search_space.xgboost]\nmax_depth = { type = "int", low = 5, high = 2 }\n',

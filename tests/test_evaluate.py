@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from creditops import evaluate
@@ -82,21 +81,3 @@ def test_min_cost_threshold_follows_the_costs() -> None:
     assert all(
         chosen <= evaluate.expected_cost(y, p, t, config) + 1e-12 for t in np.linspace(0, 1, 101)
     )
-
-
-def test_group_metrics_and_ratio() -> None:
-    y = np.array([0, 1, 0, 1, 0, 0])
-    p = np.array([0.9, 0.9, 0.1, 0.9, 0.1, 0.1])
-    groups = pd.Series(["a", "a", "b", "b", "b", None])
-    m = evaluate.group_metrics(y, p, 0.5, groups, label="g")
-    assert m["fair_g_a_approval_rate"] == 0.0
-    assert m["fair_g_b_approval_rate"] == pytest.approx(2 / 3)
-    assert m["fair_g_b_tpr"] == 1.0
-    assert m["fair_g_a_fpr"] == 1.0
-    assert m["fair_g_missing_rows"] == 1.0
-    assert m["fair_g_approval_ratio"] == 0.0
-
-
-def test_age_bands() -> None:
-    bands = evaluate.age_band(pd.Series([18, 25, 26, 50, 51, 68]))
-    assert bands.tolist() == ["18-25", "18-25", "26-35", "36-50", "51-99", "51-99"]

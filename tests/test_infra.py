@@ -23,8 +23,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from creditops import schema
-from creditops.config import Settings
+from creditops.config import Settings, load_config
+from creditops.data import load_dataset
 from serving_fixtures import FEEDBACK_HEADERS, SERVE_SECTION, Server, free_port
 from support import make_settings
 
@@ -183,10 +183,14 @@ def test_train_promote_serve_feedback_through_the_tracking_server(
     service = start_server(settings)
     service.wait_ready(timeout=120)
     with httpx.Client(base_url=service.url, timeout=30) as http:
-        applicant = {**schema.EXAMPLE_APPLICANT, "Job": "fixed"}
-        scored = http.post("/predict", json=applicant)
+        rows = load_dataset(load_config(None).data).features.head(30)
+        applicants = [
+            {k: (None if v != v else v) for k, v in row.items()} for row in rows.to_dict("records")
+        ]
+        scored = http.post("/predict", json=applicants)
         assert scored.status_code == 200, scored.text
-        prediction = scored.json()["predictions"][0]
+        # only a granted loan has an outcome: the first approved applicant's
+        prediction = next(p for p in scored.json()["predictions"] if p["decision"] == "approve")
         champion = http.get("/model").json()
         assert prediction["model_version"] == champion["version"]
         feedback = http.post(

@@ -18,6 +18,7 @@ PARAMS = {
         "min_child_samples": 30,
     },
     "logreg": {"C": 1.0},
+    "scorecard": {"C": 1.0, "max_n_bins": 8},
 }
 
 
@@ -56,7 +57,7 @@ def test_a_record_of_unpaid_credit_never_lowers_the_risk(
 
 
 @pytest.mark.parametrize("factor", [1.2, 2.0])
-@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm", "scorecard"])
 def test_more_income_never_raises_the_risk_of_boosted_models(
     models: dict[str, tuple[object, pd.DataFrame]], family: str, factor: float
 ) -> None:

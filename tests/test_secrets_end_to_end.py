@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-from creditops import schema
 from creditops.config import load_config
 from creditops.data import load_dataset
 from serving_fixtures import Server
@@ -81,10 +80,11 @@ def _serve(server: Server) -> None:
         {k: (None if v != v else v) for k, v in row.items()} for row in rows.to_dict("records")
     ]
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        assert http.post("/predict", json=applicants).status_code == 200
-        scored = http.post("/predict", json=schema.EXAMPLE_APPLICANT)
+        scored = http.post("/predict", json=applicants)
         assert scored.status_code == 200
-        outcome = {"request_id": scored.json()["predictions"][0]["request_id"], "outcome": "bad"}
+        # only a granted loan has an outcome: post one for the first approved applicant
+        granted = [p for p in scored.json()["predictions"] if p["decision"] == "approve"]
+        outcome = {"request_id": granted[0]["request_id"], "outcome": "bad"}
         posted = http.post("/feedback", json=outcome, headers={"X-Feedback-Key": FEEDBACK_KEY})
         assert posted.status_code == 200, posted.text
         wrong = http.post("/admin/reload", headers={"X-API-Key": "wrong"})

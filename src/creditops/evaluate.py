@@ -5,10 +5,7 @@ No I/O here: training, promotion and monitoring all share these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
-import pandas as pd
 from sklearn import metrics as skm
 
 from creditops.config import ThresholdConfig
@@ -155,58 +152,3 @@ def binary_metrics(y_true: object, proba: object, threshold: float) -> dict[str,
     }
     out.update(class_report(y, p, threshold))
     return out
-
-
-def group_metrics(
-    y_true: object,
-    proba: object,
-    threshold: float,
-    groups: pd.Series,
-    *,
-    label: str,
-) -> dict[str, float]:
-    """Approval rate, TPR and FPR per group, and the lowest/highest approval-rate ratio.
-
-    TPR is the share of bads declined, FPR the share of goods declined (the
-    decline is the "positive" action). Groups with no rows are skipped.
-
-    Returns:
-        Flat metric names like ``fair_age_18-25_approval_rate``.
-    """
-    y, p = _arrays(y_true, proba)
-    declined = p >= threshold
-    values = groups.astype("object").fillna("missing").to_numpy()
-    rates: dict[str, float] = {}
-    out: dict[str, float] = {}
-    for group in sorted({str(v) for v in values}):
-        mask = values.astype(str) == group
-        if not mask.any():
-            continue
-        key = f"fair_{label}_{group}".replace(" ", "_")
-        approval = float(np.mean(~declined[mask]))
-        rates[group] = approval
-        out[f"{key}_approval_rate"] = approval
-        out[f"{key}_rows"] = float(mask.sum())
-        bads, goods = mask & (y == 1), mask & (y == 0)
-        out[f"{key}_tpr"] = float(np.mean(declined[bads])) if bads.any() else float("nan")
-        out[f"{key}_fpr"] = float(np.mean(declined[goods])) if goods.any() else float("nan")
-    if rates:
-        highest = max(rates.values())
-        out[f"fair_{label}_approval_ratio"] = (
-            min(rates.values()) / highest if highest > 0 else float("nan")
-        )
-    return out
-
-
-AGE_BANDS: Mapping[str, tuple[float, float]] = {
-    "18-25": (18, 26),
-    "26-35": (26, 36),
-    "36-50": (36, 51),
-    "51-99": (51, 200),
-}
-
-
-def age_band(age: pd.Series) -> pd.Series:
-    """Age in the bands fairness metrics are reported by."""
-    bins = [18, 26, 36, 51, 200]
-    return pd.cut(age, bins=bins, right=False, labels=list(AGE_BANDS)).astype("object")

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from creditops import registry, schema, stages
-from creditops.config import DataConfig, MlflowConfig, PromoteConfig, ServeConfig, Settings
+from creditops.config import DataConfig, ServeConfig, Settings
 from creditops.data import Dataset, load_dataset, prepare_dataset
 from creditops.secrets import redact_url
 from creditops.service_process import ServiceProcess
 from creditops.serving.store import InferenceStore
 
 if TYPE_CHECKING:
+    from creditops.monitoring.by_month import MonthlyResult
     from creditops.monitoring.result import MonitorResult
     from creditops.retraining.policy import TriggerDecision
     from creditops.tracking import TrackingClient
@@ -52,6 +53,7 @@ class PipelineSummary:
     rows_sent: int = 0
     rows_logged: int = 0
     drift_verdict: str = ""
+    months: str = ""
     trigger: str = ""
     retrain: str = ""
     reports: dict[str, str] = field(default_factory=dict)
@@ -86,7 +88,7 @@ def run_pipeline(
     report = stages.train(settings, dataset=_training_data(settings.data, scenario))
     lap("train")
     client = registry.connect(settings.mlflow)
-    summary.champion_before = _promote(client, settings.mlflow, settings.promote, report.run_id)
+    summary.champion_before = _promote(client, settings, report.run_id)
     lap("promote")
     serve_log = Path(settings.logging.runs_log).with_name("serve.log")
     with _live_service(config_path, settings.serve, serve_log, poll_seconds, summary) as service:
@@ -99,9 +101,11 @@ def run_pipeline(
         service.wait_for_rows(simulation.scored)
         result = stages.monitor(live, last_n=simulation.scored)
         _record_monitoring(summary, result)
+        _record_months(summary, stages.monitor_by_month(live))
         lap("monitor")
         decision = stages.check(live, retrain, monitor_result=result)
         _record_check(summary, decision)
+        summary.reports["dashboard"] = str(stages.dashboard(live).path)
         lap("check+retrain")
         _confirm_swap(service, client, settings.mlflow.registered_model, summary)
         lap("confirm")
@@ -139,11 +143,10 @@ def _training_data(data: DataConfig, scenario: str) -> Dataset:
     return prepare_dataset(head, f"{dataset.source} (first half)")
 
 
-def _promote(
-    client: TrackingClient, mlflow: MlflowConfig, promote: PromoteConfig, trained_in: str
-) -> int:
+def _promote(client: TrackingClient, settings: Settings, trained_in: str) -> int:
     """Run the gate on the fresh challenger; the champion's version afterwards."""
-    registry.promote(client, mlflow, promote)
+    mlflow = settings.mlflow
+    registry.promote(client, mlflow, settings.promote, fairness_config=settings.fairness)
     champion = registry.resolve_alias(client, mlflow.registered_model)
     log.info("pipeline: champion v%d (trained in run %s)", champion.version, trained_in)
     return champion.version
@@ -160,6 +163,15 @@ def _pointed_at(settings: Settings, service_url: str, feedback_key: str) -> Sett
 def _record_monitoring(summary: PipelineSummary, result: MonitorResult) -> None:
     summary.reports = dict(result.reports)
     summary.drift_verdict = _drift_verdict(result)
+
+
+def _record_months(summary: PipelineSummary, monthly: MonthlyResult) -> None:
+    """The application months the monitoring table now holds figures for."""
+    span = f"{monthly.months[0]} to {monthly.months[-1]}" if monthly.months else "none"
+    summary.months = (
+        f"{len(monthly.months)} application months ({span}), "
+        f"{monthly.rows_written} rows in the monitoring table"
+    )
 
 
 def _drift_verdict(result: MonitorResult) -> str:
@@ -186,10 +198,10 @@ def _record_check(summary: PipelineSummary, decision: TriggerDecision) -> None:
     summary.decision_record = decision.record_path
     retrained = decision.retrain
     if retrained is not None:
-        summary.retrain = (
-            f"v{retrained.challenger_version} "
-            f"{'PROMOTED' if retrained.promoted else 'kept out'}: {retrained.reason}"
+        verdict = (
+            "PROMOTED" if retrained.promoted else f"REFUSED by the gate (rule {retrained.gate_rule})"
         )
+        summary.retrain = f"v{retrained.challenger_version} {verdict}: {retrained.reason}"
     else:
         summary.retrain = f"not retrained ({decision.action})"
     promoted = retrained is not None and retrained.promoted

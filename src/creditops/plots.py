@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from creditops import evaluate
+from creditops import calibration, evaluate
 
 
 def _pyplot() -> Any:
@@ -81,6 +81,25 @@ def calibration_png(y: np.ndarray, p: np.ndarray, path: Path, title: str, bins: 
     return _save(fig, path)
 
 
+def reliability_png(
+    y: np.ndarray, raw: np.ndarray, calibrated: np.ndarray | None, path: Path, title: str
+) -> Path:
+    """Reliability curve before and after calibration (10 equal-frequency bins), ECE in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    curves = [("raw score", raw), ("calibrated PD", calibrated)]
+    for label, p in curves:
+        if p is None:
+            continue
+        predicted, observed = calibration.reliability_curve(y, p)
+        ece = calibration.expected_calibration_error(y, p)
+        ax.plot(predicted, observed, marker="o", label=f"{label}, ECE {ece:.3f}")
+    ax.set(xlabel="mean predicted P(bad)", ylabel="observed bad rate", title=title)
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
 def confusion_png(y: np.ndarray, p: np.ndarray, threshold: float, path: Path, title: str) -> Path:
     """Confusion matrix at the decision threshold."""
     plt = _pyplot()
@@ -103,4 +122,75 @@ def importance_png(importance: Mapping[str, float], path: Path, title: str) -> P
     fig, ax = plt.subplots(figsize=(5, 0.3 * len(items) + 1.2))
     ax.barh([k for k, _ in items], [v for _, v in items])
     ax.set(xlabel="permutation importance (drop in ROC AUC)", title=title)
+    return _save(fig, path)
+
+
+def vintage_png(curves: Mapping[str, Mapping[int, float]], path: Path, title: str) -> Path:
+    """Cumulative bad rate by months on book, one line per application month.
+
+    Args:
+        curves: application month (``YYYY-MM``) -> {months on book: cumulative bad rate}.
+        path: the PNG to write.
+        title: the figure's title.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = plt.get_cmap("viridis")
+    for i, (month, curve) in enumerate(sorted(curves.items())):
+        points = sorted(curve.items())
+        ax.plot(
+            [k for k, _ in points],
+            [rate for _, rate in points],
+            marker=".",
+            color=colours(i / max(len(curves) - 1, 1)),
+            label=month,
+        )
+    ax.set(xlabel="months on book", ylabel="cumulative bad rate", title=title)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # months are whole
+    if curves:
+        ax.legend(loc="upper left", fontsize="x-small", ncol=2, title="application month")
+    return _save(fig, path)
+
+
+def backtest_png(
+    bands: list[str],
+    predicted: np.ndarray,
+    observed: np.ndarray,
+    interval: tuple[np.ndarray, np.ndarray],
+    lights: list[str],
+    path: Path,
+    title: str,
+) -> Path:
+    """Predicted against observed bad rate by PD grade, the light as the marker's colour.
+
+    Args:
+        bands: the grades' names, lowest PDs first.
+        predicted: their mean PDs.
+        observed: their observed bad rates.
+        interval: the lower and upper ends of each observed rate's interval.
+        lights: green, yellow or red per grade.
+        path: the PNG to write.
+        title: the figure's title.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    x = np.arange(len(bands))
+    ax.plot(
+        x, predicted, marker="_", markersize=18, linestyle="none", color="black", label="predicted"
+    )
+    ax.errorbar(
+        x,
+        observed,
+        yerr=[observed - interval[0], interval[1] - observed],
+        fmt="none",
+        ecolor="grey",
+        capsize=3,
+    )
+    colours = {"green": "tab:green", "yellow": "gold", "red": "tab:red"}
+    ax.scatter(
+        x, observed, c=[colours.get(light, "grey") for light in lights], zorder=3, label="observed"
+    )
+    ax.set_xticks(x, bands)
+    ax.set(xlabel="PD grade", ylabel="bad rate", title=title)
+    ax.legend(loc="upper left")
     return _save(fig, path)

@@ -342,3 +342,20 @@ def describe_contract() -> dict[str, object]:
                 "nullable": spec.nullable,
             }
     return out
+
+
+# the version tag recording which applicant contract a model was trained on
+CONTRACT_TAG = "contract"
+
+
+def contract_digest() -> str:
+    """A short digest of the contract (columns, types, ranges, categories).
+
+    Two models with the same digest take the same applicants: what a shadow
+    comparison requires before it sets their scores side by side.
+    """
+    import hashlib
+    import json
+
+    text = json.dumps(describe_contract(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

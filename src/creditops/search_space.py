@@ -70,11 +70,17 @@ def default_search_space() -> dict[str, dict[str, ParamSpace]]:
             min_child_samples={"type": "int", "low": 10, "high": 80},
             reg_lambda={"type": "float", "low": 1e-3, "high": 10.0, "log": True},
         ),
+        # a small space: the bins carry the fit, the regression only weighs them
+        "scorecard": _space(
+            C={"type": "float", "low": 1e-2, "high": 10.0, "log": True},
+            max_n_bins={"type": "int", "low": 4, "high": 10},
+            min_prebin_size={"type": "float", "low": 0.02, "high": 0.1},
+        ),
     }
 
 
 def default_grid() -> dict[str, dict[str, list[Any]]]:
-    """The original pipeline's exhaustive grids (50 configurations), plus one for LightGBM."""
+    """The original pipeline's exhaustive grids (50 configurations), plus LightGBM's and the scorecard's."""
     return {
         "random_forest": {
             "n_estimators": [50, 100],
@@ -92,6 +98,7 @@ def default_grid() -> dict[str, dict[str, list[Any]]]:
             "num_leaves": [8, 16, 31],
             "learning_rate": [0.05, 0.1],
         },
+        "scorecard": {"C": [0.1, 1.0], "max_n_bins": [5, 8]},
     }
 
 

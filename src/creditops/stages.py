@@ -19,8 +19,13 @@ from typing import TYPE_CHECKING
 from creditops.config import Settings
 
 if TYPE_CHECKING:
+    from creditops.comparison.run import ComparisonReport
+    from creditops.dashboard.page import DashboardSummary
     from creditops.data import Dataset
+    from creditops.monitoring.by_month import MonthlyResult
     from creditops.monitoring.result import MonitorResult
+    from creditops.registry import PromotionDecision
+    from creditops.registry.shadow_gate import ShadowEvidence
     from creditops.retraining.policy import TriggerDecision
     from creditops.simulation.sender import SimulationSummary
     from creditops.training.run import TrainingReport
@@ -84,6 +89,21 @@ def monitor(
     )
 
 
+def monitor_by_month(
+    settings: Settings, *, since: datetime | None = None, until: datetime | None = None
+) -> MonthlyResult:
+    """Every application month of the log into the monitoring table (see ``monitoring.by_month``)."""
+    from creditops.monitoring.by_month import run_monitor_by_month
+
+    return run_monitor_by_month(
+        settings.monitor,
+        settings.mlflow,
+        store_url=settings.serve.store_url,
+        since=since,
+        until=until,
+    )
+
+
 def check(
     settings: Settings, retrain: bool | None, *, monitor_result: MonitorResult | None = None
 ) -> TriggerDecision:
@@ -100,4 +120,103 @@ def check(
         window_rows=settings.monitor.window_rows,
         reports_dir=settings.monitor.reports_dir,
         monitor_result=monitor_result,
+        performance_months=settings.monitor.performance_months,
+        as_of=settings.monitor.as_of,
+    )
+
+
+def dashboard(settings: Settings, *, output: Path | None = None) -> DashboardSummary:
+    """Write the monitoring dashboard page (see ``dashboard.run``)."""
+    from creditops.dashboard.run import run_dashboard
+
+    return run_dashboard(settings.dashboard, store_url=settings.serve.store_url, output=output)
+
+
+def dashboard_live(settings: Settings, *, host: str | None, port: int | None) -> None:
+    """Serve the monitoring dashboard live (see ``dashboard.run``)."""
+    from creditops.dashboard.run import serve_live
+
+    serve_live(settings.dashboard, store_url=settings.serve.store_url, host=host, port=port)
+
+
+def compare(settings: Settings, *, months: tuple[str, str] | None = None) -> ComparisonReport:
+    """Champion against the shadowed challenger on their shared applicants (``comparison.run``)."""
+    from creditops import registry
+    from creditops.comparison.run import run_compare
+
+    return run_compare(
+        registry.connect(settings.mlflow),
+        settings.mlflow.registered_model,
+        store_url=settings.serve.store_url,
+        reports_dir=settings.monitor.reports_dir,
+        min_rows=settings.monitor.min_matured_rows,
+        psi_bins=settings.monitor.psi_bins,
+        months=months,
+    )
+
+
+def shadow_evidence(
+    settings: Settings, challenger_version: int | None, required: int | None = None
+) -> ShadowEvidence | None:
+    """The challenger's shadow rows and the comparison's headline, for the gate.
+
+    None when no shadow rows are required (``[promote] min_shadow_rows`` = 0 and
+    no ``required``).
+    """
+    from creditops import registry
+    from creditops.errors import CreditOpsError
+    from creditops.registry.shadow_gate import ShadowEvidence
+    from creditops.serving.shadow_log import read_shadow
+
+    need = settings.promote.min_shadow_rows if required is None else required
+    if need <= 0:
+        return None
+    client = registry.connect(settings.mlflow)
+    name = settings.mlflow.registered_model
+    version = (
+        challenger_version or registry.resolve_alias(client, name, registry.CHALLENGER).version
+    )
+    rows = len(read_shadow(settings.serve.store_url, version))
+    try:
+        headline = compare(settings).comparison.headline if rows else "no shadow rows"
+    except CreditOpsError as exc:  # the count decides; the comparison only informs
+        headline = f"no comparison: {exc}"
+    return ShadowEvidence(rows=rows, required=need, headline=headline)
+
+
+def promote(
+    settings: Settings, version: int | None = None, min_shadow_rows: int | None = None
+) -> PromotionDecision:
+    """The promotion gate on the challenger (``registry.promote``), shadow evidence included."""
+    from creditops import registry
+
+    return registry.promote(
+        registry.connect(settings.mlflow),
+        settings.mlflow,
+        settings.promote,
+        challenger_version=version,
+        fairness_config=settings.fairness,
+        shadow=shadow_evidence(settings, version, min_shadow_rows),
+    )
+
+
+def serve(
+    settings: Settings,
+    config_path: Path | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> None:
+    """Run the scoring service (``serving.server``); it checks the log's database first."""
+    from creditops.serving.server import serve as run_server
+
+    run_server(
+        settings.serve,
+        settings.mlflow,
+        config_path=config_path,
+        host=host,
+        port=port,
+        workers=workers,
+        protected=tuple(settings.fairness.protected),
     )

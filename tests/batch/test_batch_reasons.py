@@ -1,7 +1,8 @@
-"""Batch reasons: the decision-path and SHAP contributions, and which rows get them."""
+"""Batch reasons: the decision-path and SHAP contributions, which rows get them, in what form."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from creditops.config import BatchConfig, Settings
 from creditops.data import Dataset
 from creditops.inference.raw import raw_matrix_from_frame
 from creditops.inference.scorer import LoadedModel, prepare_model
+from creditops.reason_codes import REASON_CODES
 from creditops.registry import ModelRef
 from serving_fixtures import ServingRegistry
 
@@ -114,7 +116,7 @@ def test_only_declined_rows_get_reasons_by_default_and_all_on_request(
     source = tmp_path / "in.parquet"
     credit_dataset.features.head(600).to_parquet(source, index=False)
     settings = serving_registry.settings
-    assert (settings.batch.reasons_for, settings.batch.reason_method) == ("declined", "path")
+    assert (settings.batch.reasons_for, settings.batch.reasons_top_k) == ("declined", 4)
     score_file(
         settings.batch, settings.mlflow, source, tmp_path / "declined.parquet", show_progress=False
     )
@@ -137,59 +139,53 @@ def test_only_declined_rows_get_reasons_by_default_and_all_on_request(
     assert everyone.loc[~declined, "reasons"].str.len().gt(0).any()
 
 
-def test_shap_reasons_are_the_services_numbers(
+def test_each_declined_row_gets_the_codes_of_its_largest_contributions(
     serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
 ) -> None:
     source = tmp_path / "in.csv"
     credit_dataset.features.head(300).to_csv(source, index=False)
-    config = with_reasons(serving_registry.settings, reasons_for="all", reason_method="shap")
     mlflow = serving_registry.settings.mlflow
-    score_file(config, mlflow, source, tmp_path / "out.csv", show_progress=False)
+    score_file(
+        serving_registry.settings.batch, mlflow, source, tmp_path / "out.csv", show_progress=False
+    )
     scored = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     client = registry.connect(mlflow)
     ref = registry.resolve_alias(client, mlflow.registered_model)
     model = prepare_model(ref, registry.load_pipeline(client, ref))
-    service = model.score(raw_rows(credit_dataset, 300), reasons=True).contributions
-    assert service is not None
-    for text, row in zip(scored["reasons"], service, strict=True):
-        named = dict(part.split(":") for part in text.split(";") if part)
-        order = np.argsort(-row, kind="stable")[: config.reasons_top_k]
-        expected = {model.sources[j]: f"{row[j]:+.4f}" for j in order if row[j] > 0}
-        assert named == expected
-
-
-def test_reason_strings_are_the_plain_formatting_of_the_top_positive_contributions() -> None:
-    from creditops.batch.chunks import _reason_strings
-
-    rng = np.random.default_rng(3)
-    names = tuple(f"F{i}" for i in range(16))
-    values = rng.normal(size=(5000, 16))
-    values[:200] = np.round(values[:200], 4) + 0.00005  # half ticks: rounding must match
-    values[200:220] *= 40  # beyond the formatting table
-    values[220:240] = -1.0  # nothing toward "bad": no reason
-    values[240:260, :] = 0.0
-    values[240:260, 5] = 1e-7  # positive, formatted as +0.0000
-    order = np.argsort(-values, axis=1, kind="stable")[:, :3]
-    expected = [
-        ";".join(f"{names[j]}:{row[j]:+.4f}" for j in o if row[j] > 0)
-        for o, row in zip(order, values, strict=True)
-    ]
-    got = _reason_strings(values, names, 3)
-    assert got.tolist() == expected
-    assert got[230] == "" and got[250] == "F5:+0.0000"
+    contributions = model.contributions(raw_rows(credit_dataset, 300), "path")
+    assert contributions is not None
+    declined = (scored["decision"] == "decline").to_numpy()
+    assert declined.sum() > 10
+    frame = credit_dataset.features.head(300)
+    for i in np.flatnonzero(declined):
+        reasons = json.loads(scored["reasons"][i])
+        # by hand: the non-protected sources by contribution, largest first, positive only
+        ranked = sorted(
+            (j for j, name in enumerate(model.sources) if name not in ("Age", "Marital")),
+            key=lambda j: -contributions[i, j],
+        )
+        expected = [model.sources[j] for j in ranked[:4] if contributions[i, j] > 0]
+        assert [r["feature"] for r in reasons] == (expected or [model.sources[ranked[0]]])
+        for r in reasons:
+            assert r["code"] == REASON_CODES[r["feature"]].code
+            assert r["sentence"] == REASON_CODES[r["feature"]].sentence
+            if r["feature"] in schema.FIELDS:
+                value = frame[r["feature"]].iloc[i]
+                assert r["value"] == (None if pd.isna(value) else value)
+    assert (scored.loc[~declined, "reasons"] == "").all()
 
 
 @pytest.mark.parametrize(
     ("family", "update", "expected"),
     [
-        ("xgboost", {}, "top 3 for declined rows, decision-path contributions"),
+        ("xgboost", {}, "top 4 reason codes for declined rows, decision-path contributions"),
         (
             "lightgbm",
-            {"reasons_for": "all", "reason_method": "shap"},
-            "top 3 for every row, tree SHAP",
+            {"reasons_for": "all", "reasons_top_k": 2},
+            "top 2 reason codes for every row, decision-path contributions",
         ),
-        ("logreg", {"reason_method": "shap"}, "top 3 for declined rows, logreg contributions"),
-        ("random_forest", {}, "top 3 for declined rows, random_forest contributions"),
+        ("logreg", {}, "top 4 reason codes for declined rows, logreg contributions"),
+        ("random_forest", {}, "top 4 reason codes for declined rows, random_forest contributions"),
         ("xgboost", {"reasons_top_k": 0}, "none"),
     ],
 )

@@ -6,10 +6,12 @@ train -> promote -> serve -> simulate concept traffic -> monitor -> check --retr
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import pytest
 
 from creditops import registry
@@ -18,6 +20,7 @@ from creditops.errors import MonitorError, SimulationError
 from creditops.monitoring.run import run_monitor
 from creditops.retraining.policy import RetrainOutcome, TriggerDecision
 from creditops.retraining.run import run_check
+from creditops.serving.store import InferenceStore
 from creditops.simulation.run import run_simulation
 from creditops.simulation.scenarios import generate_traffic
 from creditops.simulation.sender import send_traffic
@@ -40,7 +43,21 @@ def _check(settings: Settings) -> TriggerDecision:
         store_url=settings.serve.store_url,
         window_rows=settings.monitor.window_rows,
         reports_dir=settings.monitor.reports_dir,
+        performance_months=settings.monitor.performance_months,
+        as_of=settings.monitor.as_of,
     )
+
+
+def _logged(store_url: str) -> pd.DataFrame:
+    """The inference log as the store holds it."""
+    store = InferenceStore(store_url)
+    try:
+        frame = store.read_frame()
+    finally:
+        store.close()
+    for column in ("application_at", "observed_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
 
 
 def _judge_again(
@@ -143,7 +160,11 @@ def test_concept_traffic_fires_the_trigger_and_retrains(tmp_path: Path, start_se
         store_url=live.serve.store_url,
         drift_share=live.check.min_drift_share,
     )
-    assert result.rows == 400 and result.labelled_rows == 400
+    # only granted loans get an outcome, and only once it is due on the calendar
+    logged = _logged(live.serve.store_url)
+    labelled = logged["outcome"].notna()
+    assert (logged.loc[labelled, "decision"] == "approve").all()
+    assert result.rows == 400 and result.labelled_rows == int(labelled.sum()) < 400
     assert result.quality is not None and result.auc_drop is not None
     assert Path(result.reports["drift_html"]).is_file()
     assert (settings.monitor.reports_dir / "monitor-latest.json").is_file()
@@ -153,7 +174,17 @@ def test_concept_traffic_fires_the_trigger_and_retrains(tmp_path: Path, start_se
     assert decision.fired and decision.action == "retrain", decision.log_line()
     assert decision.retrain is not None
     assert decision.retrain.challenger_version > report.challenger_version
-    assert decision.retrain.holdout_rows == 120  # the 30 % most recent labelled rows
+    # production rows: granted loans of vintages whose 12-month window closed by the
+    # log's latest date, with an outcome; the holdout the newest 30 % of them
+    now = pd.concat([logged["application_at"], logged["observed_at"].dropna()]).max()
+    closed = logged["application_at"] + pd.DateOffset(months=12) <= now
+    production = int((labelled & closed & (logged["decision"] == "approve")).sum())
+    assert decision.retrain.production_rows == production > 0
+    assert decision.retrain.holdout_rows == math.ceil(0.3 * production)
+    assert decision.production["granted"] == production
+    assert decision.production["declined"] == int(
+        (closed & (logged["decision"] == "decline")).sum()
+    )
     assert Path(decision.record_path).is_file()
 
     # The cooldown holds back the next check whether the gate promoted or not. This

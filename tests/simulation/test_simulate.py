@@ -98,13 +98,6 @@ def test_original_outcomes_give_the_configured_accuracy() -> None:
     np.testing.assert_array_equal(exact, declined.astype(int))
 
 
-def test_feedback_plan_splits_now_late_and_never() -> None:
-    plan = scenarios.plan_feedback(10_000, SimulateConfig(late_share=0.2, never_share=0.1), seed=0)
-    assert len(plan.never) / 10_000 == pytest.approx(0.1, abs=0.015)
-    assert len(plan.late) / 10_000 == pytest.approx(0.2, abs=0.015)
-    assert len(plan.now) + len(plan.late) + len(plan.never) == 10_000
-
-
 def test_unknown_scenario_is_refused(source: scenarios.ScenarioSource) -> None:
     with pytest.raises(SimulationError, match="unknown scenario 'drifty'"):
         scenarios.generate_traffic("drifty", source, CONFIG, 10, seed=0)
@@ -127,6 +120,7 @@ class FakeService:
         self.scored: list[dict[str, Any]] = []
         self.feedback: list[dict[str, Any]] = []
         self.unknown_feedback = unknown_feedback
+        self.declined: set[str] = set()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/health":
@@ -138,6 +132,8 @@ class FakeService:
                 self.scored.append(row)
                 request_id = f"r{len(self.scored)}"
                 declined = row["Records"] == "yes"
+                if declined:
+                    self.declined.add(request_id)
                 out.append(
                     {
                         "request_id": request_id,
@@ -158,30 +154,39 @@ class FakeService:
 def _send(traffic: scenarios.Traffic, service: Any, **config: Any) -> sender.SimulationSummary:
     import asyncio
 
-    settings = SimulateConfig(concurrency=4, batch_rows=7, late_seconds=0.0, **config)
+    settings = SimulateConfig(concurrency=4, batch_rows=7, **config)
     return asyncio.run(
         sender.send_traffic(traffic, settings, 5, transport=httpx.MockTransport(service))
     )
 
 
-def test_traffic_is_scored_and_every_outcome_posted(source: scenarios.ScenarioSource) -> None:
+def test_traffic_is_scored_and_only_granted_outcomes_posted(
+    source: scenarios.ScenarioSource,
+) -> None:
     traffic = scenarios.generate_traffic("none", source, CONFIG, 50, seed=0)
     service = FakeService()
     summary = _send(traffic, service)
-    assert (summary.scored, summary.refused, summary.feedback_now) == (50, 0, 50)
+    declined = int((traffic.features["Records"] == "yes").sum())
+    assert 0 < declined < 50
+    assert (summary.scored, summary.refused, summary.declined) == (50, 0, declined)
+    # a one-month calendar in 2024: every granted loan's window has closed by now
+    assert summary.outcomes_posted == summary.approved == 50 - declined
     assert summary.model_versions == {3: 50}
-    assert len(service.feedback) == 50
+    assert len(service.feedback) == 50 - declined
+    assert not {f["request_id"] for f in service.feedback} & service.declined
     assert {f["outcome"] for f in service.feedback} <= {"good", "bad"}
     assert all(v is None or isinstance(v, int | float | str) for v in service.scored[0].values())
+    assert all(row["application_at"].startswith("2024-01-") for row in service.scored)
+    assert all(f["observed_at"] > "2024-01-" for f in service.feedback)
 
 
-def test_late_and_never_outcomes(source: scenarios.ScenarioSource) -> None:
+def test_never_posted_outcomes(source: scenarios.ScenarioSource) -> None:
     traffic = scenarios.generate_traffic("none", source, CONFIG, 200, seed=0)
     service = FakeService()
-    summary = _send(traffic, service, late_share=0.3, never_share=0.2)
-    assert summary.feedback_never > 0 and summary.feedback_late > 0
-    assert len(service.feedback) == summary.feedback_now + summary.feedback_late
-    assert len(service.feedback) + summary.feedback_never == 200
+    summary = _send(traffic, service, never_share=0.2)
+    assert summary.outcomes_never > 0 and summary.outcomes_pending == 0
+    assert len(service.feedback) == summary.outcomes_posted
+    assert len(service.feedback) + summary.outcomes_never == summary.approved
 
 
 def test_original_outcomes_follow_the_decisions(source: scenarios.ScenarioSource) -> None:
@@ -193,7 +198,7 @@ def test_original_outcomes_follow_the_decisions(source: scenarios.ScenarioSource
 def test_feedback_for_unknown_ids_is_counted_as_failed(source: scenarios.ScenarioSource) -> None:
     traffic = scenarios.generate_traffic("none", source, CONFIG, 20, seed=0)
     summary = _send(traffic, FakeService(unknown_feedback=True))
-    assert summary.feedback_failed == 20
+    assert summary.feedback_failed == summary.approved > 0
 
 
 def test_outcomes_are_posted_with_the_feedback_key_and_only_there(
@@ -209,7 +214,7 @@ def test_outcomes_are_posted_with_the_feedback_key_and_only_there(
         return service(request)
 
     summary = _send(traffic, recording, feedback_api_key="k-123")
-    assert summary.feedback_now == 10 and summary.feedback_failed == 0
+    assert summary.outcomes_posted == summary.approved > 0 and summary.feedback_failed == 0
     assert keys == {"/predict": {None}, "/feedback": {"k-123"}}
 
 

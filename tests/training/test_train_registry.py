@@ -13,7 +13,7 @@ import mlflow.sklearn
 import numpy as np
 import pytest
 
-from creditops import registry
+from creditops import calibration, registry
 from creditops.config import PromoteConfig, Settings
 from creditops.data import Dataset
 from creditops.errors import NoChampionError, RegistryError, TrackingError, TrainingError
@@ -68,6 +68,7 @@ def test_finalists_carry_metrics_figures_card_and_fairness(
             "figures/roc_curve.png",
             "figures/ks_curve.png",
             "figures/calibration.png",
+            "figures/reliability_curve.png",
             "figures/confusion_matrix.png",
             "figures/feature_importance.png",
         }
@@ -111,13 +112,16 @@ def test_champion_loaded_by_alias_uri_predicts_as_before_logging(
         train.drop(columns="Status"), (train["Status"] == "bad").astype(int).to_numpy()
     )
     X = credit_dataset.features
-    np.testing.assert_allclose(by_alias.predict_proba(X), refit.predict_proba(X), rtol=0, atol=1e-9)
+    # the registered model is the refit pipeline with its calibrator: the served PD is
+    # the calibration of the pipeline's raw score
+    assert isinstance(by_alias, calibration.CalibratedModel)
+    np.testing.assert_allclose(by_alias.raw_proba(X), refit.predict_proba(X)[:, 1], atol=1e-9)
+    expected = by_alias.calibrate(refit.predict_proba(X)[:, 1])
+    np.testing.assert_allclose(by_alias.predict_proba(X)[:, 1], expected, rtol=0, atol=1e-9)
     with client.fluent():
         pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.mlflow.registered_model}@champion")
     np.testing.assert_allclose(
-        np.asarray(pyfunc.predict(X.head(50)))[:, 1],
-        refit.predict_proba(X.head(50))[:, 1],
-        atol=1e-9,
+        np.asarray(pyfunc.predict(X.head(50)))[:, 1], expected[:50], atol=1e-9
     )
     assert len(test) == report.test_rows
 

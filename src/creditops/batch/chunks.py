@@ -9,14 +9,14 @@ runs in this process or on a Dask worker (:mod:`creditops.batch.engines`), so
 both engines write the same files. Nothing here reads or writes a file.
 
 Reasons follow :class:`ReasonPolicy`: by default only declined rows get them
-(the adverse decisions that owe an explanation), computed as decision-path
-contributions, which cost about a prediction; ``method = "shap"`` gives the
-service's exact tree SHAP reasons at some 30 times the cost.
+(the adverse decisions that owe an explanation), as ``POST /predict`` gives
+them: a JSON list of ``{"code", "sentence", "feature", "value"}``, strongest
+first, never a protected attribute (:mod:`creditops.inference.reasons`, the
+service's method and codes).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +28,13 @@ import pandas as pd
 from creditops import schema
 from creditops.config import BatchConfig
 from creditops.errors import ContractError
-from creditops.inference.reasons import top_contributions
+from creditops.inference.reasons import REASON_METHOD, names_for, reason_texts
+from creditops.reason_codes import DEFAULT_PROTECTED
 
 if TYPE_CHECKING:
     from creditops.inference.scorer import LoadedModel
 
 SCORE_SLICE_ROWS = 16_384
-
-REASON_DECIMALS = 4
-_TICKS = 10**REASON_DECIMALS
-_TABLE_TICKS = 200_000  # contributions up to +20.0000 come formatted from a table
 
 
 @dataclass
@@ -97,67 +94,32 @@ class NumberedChunks:
 
 @dataclass(frozen=True)
 class ReasonPolicy:
-    """Which rows get reasons, how many, and how the contributions are computed.
+    """Which rows get reasons, how many, and which inputs they may never name.
 
     ``rows``: "declined" (adverse decisions only; approved rows get "") or "all".
-    ``method``: "path" (decision-path contributions) or "shap" (exact tree SHAP,
-    the service's numbers); see :mod:`creditops.inference.scorer`.
+    ``protected``: ``[fairness] protected``: never a reason, nor anything made from one.
     """
 
     top_k: int
     rows: str = "declined"
-    method: str = "path"
+    protected: tuple[str, ...] = DEFAULT_PROTECTED
 
     def describe(self, model: LoadedModel) -> str:
         """What the reasons column holds, in words (for the run's summary)."""
         if self.top_k <= 0 or model.model is None:
             return "none"
         rows = "declined rows" if self.rows == "declined" else "every row"
-        method = "tree SHAP" if self.method == "shap" else "decision-path contributions"
+        method = "decision-path contributions"
         if model.model.contribute_path is model.model.contribute:
             method = f"{model.ref.family} contributions"
-        return f"top {self.top_k} for {rows}, {method}"
+        return f"top {self.top_k} reason codes for {rows}, {method}"
 
     @classmethod
-    def from_config(cls, config: BatchConfig) -> ReasonPolicy:
-        """The policy of ``[batch]`` (``reasons_top_k``, ``reasons_for``, ``reason_method``)."""
-        return cls(config.reasons_top_k, config.reasons_for, config.reason_method)
-
-
-@functools.cache
-def _formatted_ticks() -> np.ndarray:
-    """``f"{i / 10**4:+.4f}"`` for every tick i up to ``_TABLE_TICKS`` (built once, 0.05 s)."""
-    return np.array(
-        [f"{i / _TICKS:+.{REASON_DECIMALS}f}" for i in range(_TABLE_TICKS + 1)], dtype=object
-    )
-
-
-def _format_positive(values: np.ndarray) -> np.ndarray:
-    """``f"{v:+.4f}"`` of positive values, by table lookup (formatting is the costly part)."""
-    scaled = values * _TICKS
-    ticks = np.rint(scaled)
-    # near a half tick, float rounding of the product may differ from formatting's
-    exact = (ticks <= _TABLE_TICKS) & (np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) > 1e-6)
-    out = np.empty(len(values), dtype=object)
-    out[exact] = _formatted_ticks()[ticks[exact].astype(np.int64)]
-    out[~exact] = [f"{v:+.{REASON_DECIMALS}f}" for v in values[~exact]]
-    return out
-
-
-def _reason_strings(contributions: np.ndarray, sources: tuple[str, ...], top_k: int) -> np.ndarray:
-    """``Field:+0.1234;...`` per row: the top_k positive contributions, strongest first."""
-    n = contributions.shape[0]
-    order, top = top_contributions(contributions, top_k)
-    k = order.shape[1]
-    prefixes = np.asarray([f"{name}:" for name in sources], dtype=object)
-    out = np.full(n, "", dtype=object)
-    for j in range(k):
-        positive = top[:, j] > 0  # positives come first: a row's later columns are smaller
-        if not positive.any():
-            break
-        text = prefixes[order[positive, j]] + _format_positive(top[positive, j])
-        out[positive] = text if j == 0 else out[positive] + ";" + text
-    return out
+    def from_config(
+        cls, config: BatchConfig, protected: tuple[str, ...] = DEFAULT_PROTECTED
+    ) -> ReasonPolicy:
+        """The policy of ``[batch]`` (``reasons_top_k``, ``reasons_for``) and the protected inputs."""
+        return cls(config.reasons_top_k, config.reasons_for, tuple(protected))
 
 
 def _in_slices(
@@ -197,13 +159,14 @@ def _reasons(
     if not wanted.any():
         return out
 
-    def contributions(part: np.ndarray) -> np.ndarray:
-        got = model.contributions(part, policy.method)
-        assert got is not None  # model.model is set
-        return got
+    names = names_for(model.sources, policy.protected)
 
-    values = _in_slices(contributions, raw[wanted], threads)
-    out[wanted] = _reason_strings(values, model.sources, policy.top_k)
+    def texts(part: np.ndarray) -> np.ndarray:
+        got = model.contributions(part, REASON_METHOD)
+        assert got is not None  # model.model is set
+        return reason_texts(got, part, names, policy.top_k)
+
+    out[wanted] = _in_slices(texts, raw[wanted], threads)
     return out
 
 

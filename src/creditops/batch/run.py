@@ -16,10 +16,9 @@ place only when the whole run has succeeded; a run that fails (a missing
 column, no model, an engine or disk error, Ctrl-C) leaves neither, leaves an
 earlier run's files as they were, and its error says that no output was written.
 
-Reasons follow ``[batch]``: by default only declined rows get them, computed as
-decision-path contributions; ``reason_method = "shap"`` gives the service's
-exact tree SHAP reasons at some 30 times the cost (see
-:class:`~creditops.batch.chunks.ReasonPolicy`).
+Reasons follow ``[batch]``: by default only declined rows get them, the
+service's reason codes by the service's method, never a protected attribute
+(see :class:`~creditops.batch.chunks.ReasonPolicy`).
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from creditops.batch.engines import open_engine
 from creditops.batch.files import FrameWriter, file_format, read_chunks, rejects_path, row_count
 from creditops.config import BatchConfig, MlflowConfig
 from creditops.errors import CreditOpsError, DataError
+from creditops.reason_codes import DEFAULT_PROTECTED
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -96,6 +96,7 @@ def score_file(
     model_version: int | None = None,
     show_progress: bool = True,
     dask_scheduler: str | None = None,
+    protected: tuple[str, ...] = DEFAULT_PROTECTED,
 ) -> BatchSummary:
     """Score every row of ``input_path`` into ``output_path`` and its rejects file.
 
@@ -112,6 +113,7 @@ def score_file(
         dask_scheduler: score the chunks on a Dask cluster (a scheduler address,
             or ``local`` / ``local:N`` for N local worker processes) instead of in
             this process; ``[batch] dask_scheduler`` when None, this process when empty.
+        protected: ``[fairness] protected``: never given as a reason.
 
     Raises:
         ContractError: a contract column is missing from the file.
@@ -128,7 +130,10 @@ def score_file(
         writers += [FrameWriter(output_path), FrameWriter(rejects)]
         model, artifact = _load_model(mlflow_config, model_version)
         address = config.dask_scheduler if dask_scheduler is None else dask_scheduler
-        summary = _score(config, model, artifact, input_path, writers, address, show_progress)
+        policy = ReasonPolicy.from_config(config, protected)
+        summary = _score(
+            config, model, artifact, input_path, writers, address, show_progress, policy
+        )
         for writer in reversed(writers):  # the scores last: new scores, new rejects
             writer.commit()
     except BaseException as exc:
@@ -149,10 +154,10 @@ def _score(
     writers: list[FrameWriter],
     address: str,
     show_progress: bool,
+    policy: ReasonPolicy,
 ) -> BatchSummary:
     """The run itself: every chunk read, scored and written to the writers' partial files."""
     scored_out, rejected_out = writers
-    policy = ReasonPolicy.from_config(config)
     threads = config.threads or os.cpu_count() or 1
     total = row_count(input_path)
     chunks = NumberedChunks(read_chunks(input_path, config.chunk_rows), input_path)

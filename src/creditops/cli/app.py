@@ -9,18 +9,18 @@ The options are declared in :mod:`creditops.cli.options`, the tables in
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import typer
 
 from creditops import stages
-from creditops.cli import help_texts, options, render
-from creditops.config import SCENARIOS, Settings, load_config
-from creditops.errors import ConfigError, CreditOpsError
-from creditops.logs import configure_logging
+from creditops.cli import help_texts, options, render, render_monthly
+from creditops.cli import views as views  # registers `compare` and `dashboard` on the app
+from creditops.cli.base import app, config_path, run_stage
+from creditops.config import SCENARIOS, Settings
+from creditops.errors import ConfigError
 
 if TYPE_CHECKING:
     from creditops.batch.run import BatchSummary
@@ -29,60 +29,7 @@ if TYPE_CHECKING:
     from creditops.serving.journal import ReplaySummary
     from creditops.training.run import TrainingReport
 
-Result = TypeVar("Result")
-
-# read from the directory creditops runs in when no --config is given
-DEFAULT_CONFIG = Path("creditops.toml")
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="creditops: credit-risk scoring, from tracked search to drift-triggered retraining.",
-    pretty_exceptions_enable=False,
-    # help texts name config sections like [serve]: not rich markup
-    rich_markup_mode=None,
-)
-
-
-class State:
-    """What the root callback read, for the command that runs after it."""
-
-    config_path: Path | None = None
-
-
-@app.callback()
-def _root(config: options.ConfigPath = None) -> None:
-    State.config_path = config
-
-
-def config_path() -> Path | None:
-    """The config file: ``--config``, else ./creditops.toml if present, else none (the defaults)."""
-    if State.config_path is not None:
-        return State.config_path
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
-
-
-def settings() -> Settings:
-    """Load the config named by ``--config`` (or ./creditops.toml, or the embedded defaults)."""
-    return load_config(config_path())
-
-
-@contextmanager
-def handled() -> Iterator[None]:
-    """Turn a CreditOpsError into one line on stderr and its exit code."""
-    try:
-        yield
-    except CreditOpsError as exc:
-        render.error(str(exc))
-        raise typer.Exit(exc.exit_code) from None
-
-
-def run_stage(body: Callable[[Settings], Result]) -> Result:
-    """Load config, configure logging, run ``body``; errors become exit codes."""
-    with handled():
-        config = settings()
-        configure_logging(config.logging)
-        return body(config)
+__all__ = ["app", "main", "views"]
 
 
 @app.command("data")
@@ -125,7 +72,9 @@ def _train(
         from creditops import registry
 
         client = registry.connect(config.mlflow)
-        decision = registry.promote(client, config.mlflow, config.promote)
+        decision = registry.promote(
+            client, config.mlflow, config.promote, fairness_config=config.fairness
+        )
     return report, decision
 
 
@@ -141,15 +90,11 @@ def _join_study(config: Settings, name: str, index: int) -> dict[str, int]:
 
 
 @app.command("promote")
-def promote_command(version: options.ChallengerVersion = None) -> None:
+def promote_command(
+    version: options.ChallengerVersion = None, min_shadow_rows: options.MinShadowRows = None
+) -> None:
     """Apply the promotion gate: the challenger becomes champion only if it is good enough and better."""
-    from creditops import registry
-
-    def body(config: Settings) -> PromotionDecision:
-        client = registry.connect(config.mlflow)
-        return registry.promote(client, config.mlflow, config.promote, challenger_version=version)
-
-    render.promotion(run_stage(body))
+    render.promotion(run_stage(lambda c: stages.promote(c, version, min_shadow_rows)))
 
 
 @app.command("models")
@@ -187,14 +132,8 @@ def serve_command(
     workers: options.ServeWorkers = None,
 ) -> None:
     """Serve the champion over HTTP: /predict, /invocations, /feedback, /ready, /model, /metrics."""
-    from creditops.serving.server import serve
-
-    def body(config: Settings) -> None:
-        # serve() checks the inference log's database and creates its table before any worker
-        path = config_path()
-        serve(config.serve, config.mlflow, config_path=path, host=host, port=port, workers=workers)
-
-    run_stage(body)
+    path = config_path()
+    run_stage(lambda c: stages.serve(c, path, host=host, port=port, workers=workers))
 
 
 @app.command("score", help=help_texts.SCORE_HELP)
@@ -224,6 +163,7 @@ def _score(
             model_version=model_version,
             show_progress=not as_json,
             dask_scheduler=dask,
+            protected=tuple(c.fairness.protected),
         )
     )
 
@@ -297,11 +237,27 @@ def monitor_command(
     until: options.Until = None,
     current: options.CurrentCsv = None,
     as_json: options.FiguresJson = False,
+    by: options.MonitorBy = None,
 ) -> None:
+    if by == "month":
+        return _monitor_by_month(since, until, as_json, last=last, current=current)
     result = run_stage(
         lambda c: stages.monitor(c, last_n=last, since=since, until=until, current_csv=current)
     )
     render.monitoring(result, as_json)
+
+
+def _monitor_by_month(
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+    *,
+    last: int | None,
+    current: Path | None,
+) -> None:
+    options.check_by_month(last, current)
+    monthly = run_stage(lambda c: stages.monitor_by_month(c, since=since, until=until))
+    render_monthly.monthly(monthly, as_json)
 
 
 @app.command("check")

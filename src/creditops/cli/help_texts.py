@@ -25,4 +25,9 @@ refused. The original pipeline's integer category codes (Home 0-5, Marital
 naming the switch. Rows that break the contract are counted by field and
 rule (a data-quality finding, in the summary, MLflow and data-quality-*
 reports) and left out of the drift and quality figures.
+
+--by month computes every application month of the inference log (and
+model version) instead: volume, approval rate, PSI, matured share, realised
+bad rate / ROC AUC / KS on matured outcomes, vintage curves; the rows are
+upserted into the monitoring table, in the inference log's database.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -54,6 +54,15 @@ ChallengerVersion = Annotated[
     int | None,
     typer.Option("--version", help="Challenger version (default: the 'challenger' alias)."),
 ]
+MinShadowRows = Annotated[
+    int | None,
+    typer.Option(
+        "--min-shadow-rows",
+        min=0,
+        help="Refuse a challenger shadow-scored on fewer live applicants "
+        "(default: [promote] min_shadow_rows).",
+    ),
+]
 
 # --- serve, mlflow-server
 ServeHost = Annotated[str | None, typer.Option(help="Bind address (default: [serve] host).")]
@@ -93,7 +102,8 @@ SimulateScenario = Annotated[
     typer.Option(
         "--scenario",
         "-s",
-        help="none | covariate | concept | original | ordered-tail (default: [simulate] scenario).",
+        help="none | covariate | concept | downturn | original | ordered-tail "
+        "(default: [simulate] scenario).",
     ),
 ]
 PipelineScenario = Annotated[
@@ -101,11 +111,24 @@ PipelineScenario = Annotated[
     typer.Option("--scenario", "-s", help="Traffic scenario (default: [pipeline] scenario)."),
 ]
 Samples = Annotated[
-    int | None, typer.Option(min=1, help="Applicants to send (default: [simulate] samples).")
+    int | None,
+    typer.Option(
+        min=1,
+        help="Applicants in all, over the calendar's months (default: [simulate] samples, "
+        "else months x applications_per_month).",
+    ),
 ]
 Seed = Annotated[int | None, typer.Option(min=0, help="Seed (default: [simulate] seed).")]
 
 # --- monitor
+MonitorBy = Annotated[
+    Literal["month"] | None,
+    typer.Option(
+        "--by",
+        help="month: every application month of the log into the monitoring table "
+        "(--since/--until select application dates).",
+    ),
+]
 LastRows = Annotated[
     int | None,
     typer.Option(
@@ -133,3 +156,58 @@ CheckRetrain = Annotated[
 PipelineRetrain = Annotated[
     bool | None, typer.Option("--retrain/--no-retrain", help="Retrain when the trigger fires.")
 ]
+
+DashboardOutput = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="The page to write (default: [dashboard] output)."),
+]
+DashboardServe = Annotated[
+    bool,
+    typer.Option(
+        "--serve", help="Serve the page live on [dashboard] host/port, re-read on every load."
+    ),
+]
+DashboardHost = Annotated[
+    str | None, typer.Option("--host", help="Bind address (default: [dashboard] host).")
+]
+DashboardPort = Annotated[
+    int | None, typer.Option("--port", help="Port (default: [dashboard] port).")
+]
+
+FromMonth = Annotated[
+    str | None,
+    typer.Option("--from", help="First application month, YYYY-MM (default: the first logged)."),
+]
+ToMonth = Annotated[
+    str | None,
+    typer.Option("--to", help="Last application month, YYYY-MM (default: the last logged)."),
+]
+ComparisonJson = Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")]
+
+
+def month_range(first: str | None, last: str | None) -> tuple[str, str] | None:
+    """``--from``/``--to`` as a (first, last) month pair; None when neither is given.
+
+    Raises:
+        typer.BadParameter: a month is not YYYY-MM, or the range runs backwards.
+    """
+    if first is None and last is None:
+        return None
+    for option, value in (("--from", first), ("--to", last)):
+        if value is not None:
+            try:
+                datetime.strptime(value, "%Y-%m")
+            except ValueError:
+                raise typer.BadParameter(
+                    f"{option} {value!r} is not a month: the rule is YYYY-MM, e.g. 2024-07"
+                ) from None
+    pair = (first or "0000-01", last or "9999-12")
+    if pair[0] > pair[1]:
+        raise typer.BadParameter(f"--from {first} is after --to {last}: the range runs backwards")
+    return pair
+
+
+def check_by_month(last: int | None, current: Path | None) -> None:
+    """``monitor --by month`` reads every month of the log: refuse a window option with it."""
+    if last is not None or current is not None:
+        raise typer.BadParameter("--by month reads every month of the log: drop --last/--current")

@@ -247,10 +247,15 @@ def simulation(summary: SimulationSummary, as_json: bool) -> None:
         f"{format_figure(summary.bad_rate)} / {format_figure(summary.accuracy)}",
     )
     table.add_row(
-        "outcomes now / late / never / failed",
-        f"{summary.feedback_now} / {summary.feedback_late} / {summary.feedback_never} / "
+        "months / approved / explored",
+        f"{summary.months} / {summary.approved} / {summary.explored}",
+    )
+    table.add_row(
+        f"outcomes by {summary.as_of[:10]}: posted / pending / never / failed",
+        f"{summary.outcomes_posted} / {summary.outcomes_pending} / {summary.outcomes_never} / "
         f"{summary.feedback_failed}",
     )
+    table.add_row("ground truth", summary.ground_truth)
     table.add_row(
         "model versions", ", ".join(f"v{v}: {n}" for v, n in summary.model_versions.items())
     )
@@ -361,6 +366,7 @@ def pipeline(summary: PipelineSummary) -> None:
         "champion before", f"v{summary.champion_before} (served v{summary.served_before})"
     )
     table.add_row("drift", summary.drift_verdict)
+    table.add_row("by month", summary.months)
     table.add_row("trigger", summary.trigger)
     table.add_row("retraining", summary.retrain)
     swap = "OK" if summary.swap_ok else "MISMATCH"

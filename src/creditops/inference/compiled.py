@@ -215,6 +215,14 @@ def compile_model(model: BaseEstimator) -> CompiledModel:
         return _compile_lightgbm(model)
     if kind == "RandomForestClassifier":
         return _compile_forest(model)
+    if kind == "ScorecardClassifier":
+        # no compiled form (its preprocessing does not compile either: the pipeline scores);
+        # its reasons are points below each characteristic's maximum, on the pipeline's frame
+        return CompiledModel(
+            predict=lambda x: model.predict_proba(x)[:, 1],
+            contribute=model.points_lost,
+            unit="points",
+        )
     raise UnsupportedStepError(f"classifier {kind}")
 
 

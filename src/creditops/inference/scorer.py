@@ -11,6 +11,13 @@ back to the pipeline itself.
 
 Reasons are per-prediction contributions (:mod:`creditops.inference.contributions`)
 summed per contract field (or derived ratio), in the model's own units.
+
+A registered model with a calibrator (:class:`creditops.calibration.CalibratedModel`)
+is compiled the same way: its pipeline is compiled and checked on the raw
+scores, and the calibration map is applied after, on either path. The reasons
+stay on the uncalibrated contributions: the map is monotone, so their order
+holds. A plain pipeline (a version logged before calibration) is served as
+before, its raw score as the probability.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from creditops import features
+from creditops.calibration import Calibrate, CalibratedModel, method_of, unwrap
 from creditops.inference.compiled import (
     CompiledModel,
     Op,
@@ -32,6 +40,7 @@ from creditops.inference.compiled import (
     compile_preprocessor,
 )
 from creditops.inference.raw import Matrix, frame_from_raw, probe_rows
+from creditops.inference.reasons import REASON_METHOD
 from creditops.registry import ModelRef
 
 if TYPE_CHECKING:
@@ -56,7 +65,7 @@ class Scores:
 
 @dataclass
 class LoadedModel:
-    """A registered version ready to score: the pipeline and its compiled form."""
+    """A registered version ready to score: the pipeline, its compiled form and its calibration."""
 
     ref: ModelRef
     pipeline: Pipeline
@@ -67,6 +76,14 @@ class LoadedModel:
     fast_path: bool
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
+    # the calibration map applied to the raw score; None: a plain pipeline, served raw
+    calibrate: Calibrate | None = None
+    calibration_method: str = "none"
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the served probability is a calibrated PD (False: an uncalibrated version)."""
+        return self.calibrate is not None
 
     @property
     def contribution_unit(self) -> str:
@@ -79,15 +96,20 @@ class LoadedModel:
         if self.fast_path:
             assert self.model is not None
             x = self._transformed(raw)
-            probability = np.asarray(self.model.predict(x), dtype=np.float64)
+            probability = self._calibrated(np.asarray(self.model.predict(x), dtype=np.float64))
         else:
             probability = self.predict_pipeline(frame_from_raw(raw))
         if not reasons:
             return Scores(probability)
-        return Scores(probability, self._contributions(raw if x is None else None, x, "shap"))
+        return Scores(
+            probability, self._contributions(raw if x is None else None, x, REASON_METHOD)
+        )
 
-    def contributions(self, raw: Matrix, method: str = "shap") -> Matrix | None:
-        """Per-source contributions of raw rows by ``method`` ("shap" or "path"); None if none."""
+    def contributions(self, raw: Matrix, method: str = REASON_METHOD) -> Matrix | None:
+        """Per-source contributions of raw rows by ``method`` ("path" or "shap"); None if none.
+
+        Reasons use ``REASON_METHOD`` everywhere; "shap" (exact tree SHAP) is for comparisons.
+        """
         return self._contributions(raw, None, method)
 
     def _transformed(self, raw: Matrix) -> Matrix:
@@ -110,15 +132,27 @@ class LoadedModel:
         return None if out is None else np.asarray(out) @ self.aggregate
 
     def predict_pipeline(self, frame: pd.DataFrame) -> Matrix:
-        """The registered pipeline's own probability of bad (the source of truth)."""
+        """The registered model's own probability of bad, calibrated if it is (the source of truth)."""
+        return self._calibrated(self.raw_pipeline(frame))
+
+    def raw_pipeline(self, frame: pd.DataFrame) -> Matrix:
+        """The pipeline's own uncalibrated probability of bad."""
         return np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype=np.float64)
+
+    def _calibrated(self, raw: Matrix) -> Matrix:
+        return raw if self.calibrate is None else self.calibrate(raw)
 
 
 def prepare_model(
-    ref: ModelRef, pipeline: Pipeline, *, started: float | None = None
+    ref: ModelRef, registered: Pipeline | CalibratedModel, *, started: float | None = None
 ) -> LoadedModel:
-    """Compile ``pipeline`` and check the compiled form against it on probe rows."""
+    """Compile the registered model's pipeline and check the compiled form against it on probe rows.
+
+    ``registered`` is what the version's artifact holds: a
+    :class:`~creditops.calibration.CalibratedModel`, or a plain pipeline.
+    """
     started = time.perf_counter() if started is None else started
+    pipeline, calibrate = unwrap(registered)
     transform: Op | None = None
     model: CompiledModel | None = None
     try:
@@ -137,11 +171,13 @@ def prepare_model(
         log.warning("model %s v%s: no reasons (%s)", ref.name, ref.version, exc)
         model = None
     loaded = LoadedModel(ref, pipeline, transform, model, sources, aggregate, fast_path=False)
+    loaded.calibrate = calibrate
+    loaded.calibration_method = method_of(registered)
     if transform is not None and model is not None:
         loaded.fast_path = _probe_agrees(loaded)
     loaded.load_seconds = time.perf_counter() - started
     log.info(
-        "model %s v%s (%s, threshold %.4f) ready in %.2f s: %s path, reasons in %s",
+        "model %s v%s (%s, threshold %.4f) ready in %.2f s: %s path, reasons in %s, calibration %s",
         ref.name,
         ref.version,
         ref.family,
@@ -149,6 +185,7 @@ def prepare_model(
         loaded.load_seconds,
         "compiled" if loaded.fast_path else "pipeline",
         loaded.contribution_unit,
+        loaded.calibration_method,
     )
     return loaded
 
@@ -165,13 +202,16 @@ def _source_aggregate(pipeline: Pipeline) -> tuple[tuple[str, ...], Matrix]:
 def _probe_agrees(loaded: LoadedModel) -> bool:
     """Whether the compiled path gives the pipeline's probabilities on probe rows.
 
+    Compared on the raw scores, before calibration: both paths apply the same
+    map after, and a steep step of an isotonic map would magnify a 1e-12 gap.
     Also runs the contributions once on a few rows: it shows the path works and warms it.
     """
     ref = loaded.ref
     probe = probe_rows(PROBE_ROWS)
-    expected = loaded.predict_pipeline(frame_from_raw(probe))
+    expected = loaded.raw_pipeline(frame_from_raw(probe))
     loaded.fast_path = True
-    got = loaded.score(probe, reasons=False).probability
+    assert loaded.model is not None
+    got = np.asarray(loaded.model.predict(loaded._transformed(probe)), dtype=np.float64)
     loaded.score(probe[:CONTRIBUTION_PROBE_ROWS], reasons=True)
     gap = float(np.max(np.abs(got - expected)))
     if gap > AGREEMENT_TOLERANCE:

@@ -124,9 +124,17 @@ def quality_report(labelled: pd.DataFrame, threshold: float) -> Snapshot:
         ],
         numerical_columns=[SCORE],
     )
-    return Report([ClassificationPreset()]).run(
-        Dataset.from_pandas(frame, data_definition=definition), None
-    )
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    with warnings.catch_warnings():
+        # outcomes exist only for granted loans, so the labelled rows may hold no
+        # predicted decline at all: a precision of 0/0, which the report shows as such
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return Report([ClassificationPreset()]).run(
+            Dataset.from_pandas(frame, data_definition=definition), None
+        )
 
 
 def write_reports(

@@ -87,3 +87,10 @@ def check_holdout(
                 "training data"
             )
     return "; ".join(reasons)
+
+
+def describe_rows(holdout: pd.DataFrame) -> str:
+    """The gate's rows in a few words: ``"120 rows (31 bad, 89 good)"``."""
+    labels = holdout[schema.TARGET].astype(str)
+    bad = int((labels == schema.POSITIVE_LABEL).sum())
+    return f"{len(holdout)} rows ({bad} bad, {len(holdout) - bad} good)"

@@ -21,14 +21,14 @@ and no alias moves.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from creditops import schema
-from creditops.config import MlflowConfig, PromoteConfig
+from creditops.config import FairnessConfig, MlflowConfig, PromoteConfig
 from creditops.errors import RegistryError
 from creditops.registry.client import (
     CHALLENGER,
@@ -43,6 +43,7 @@ from creditops.registry.client import (
     set_alias,
 )
 from creditops.registry.holdout import check_holdout
+from creditops.registry.shadow_gate import ShadowEvidence, shadow_refusal
 
 if TYPE_CHECKING:
     from creditops.tracking import TrackingClient
@@ -67,13 +68,26 @@ class PromotionDecision:
     run_id: str = ""
     # the gate rule that decided (one of GATE_RULES)
     rule: str = ""
+    # the challenger's fairness figures on the gate's rows (FairnessReport.as_dict)
+    fairness: dict[str, Any] = field(default_factory=dict)
+    # the challenger's shadow evidence, when the gate was asked for it (ShadowEvidence)
+    shadow: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The decision as JSON-ready data."""
         return asdict(self)
 
 
-GATE_RULES = ("undefined", "floor", "no_champion", "margin", "already_champion", "holdout")
+GATE_RULES = (
+    "undefined",
+    "floor",
+    "no_champion",
+    "margin",
+    "already_champion",
+    "holdout",
+    "fairness",
+    "shadow",
+)
 
 
 def decide_promotion(
@@ -157,13 +171,18 @@ def promote(
     holdout: pd.DataFrame | None = None,
     challenger_version: int | None = None,
     context: str = "promote",
+    fairness_config: FairnessConfig | None = None,
+    shadow: ShadowEvidence | None = None,
 ) -> PromotionDecision:
     """Apply the gate to the challenger and move the aliases if it passes.
 
     Both models are scored on the same held-out rows: ``holdout`` when given
     (the retraining loop passes recent labelled traffic), else the
     challenger's own test split. The decision, with both numbers, is logged to
-    the console and as an MLflow run named ``promote``.
+    the console and as an MLflow run named ``promote``. ``fairness_config``
+    (default: ``[fairness]``'s defaults) sets the approval-rate floor (rule ``fairness``);
+    ``shadow`` (the challenger's shadow-scored rows) refuses one judged on too few live
+    applicants (rule ``shadow``) and quotes the shadow comparison.
 
     The gate's rows must share no row with either model's training data
     (:func:`check_holdout`); otherwise the decision is rule ``holdout`` and
@@ -186,6 +205,8 @@ def promote(
         verdict = _refused(challenger, champion, holdout, promote_config, refusal)
     else:
         verdict = _judge(client, challenger, champion, holdout, promote_config)
+        verdict = _fairness_floor(client, challenger, holdout, verdict, fairness_config)
+        verdict = shadow_verdict(verdict, shadow)
     decision = _log_decision(client, context, promote_config, holdout, verdict)
     if decision.promoted:
         if champion is not None:
@@ -280,6 +301,41 @@ def _judge(
     )
 
 
+def _fairness_floor(
+    client: TrackingClient,
+    challenger: ModelRef,
+    holdout: pd.DataFrame,
+    decision: PromotionDecision,
+    config: FairnessConfig | None,
+) -> PromotionDecision:
+    """The fairness figures added to a scored decision; a pass below the floor refused."""
+    from creditops.registry.fairness_gate import challenger_fairness, floor_verdict
+
+    if decision.rule == "already_champion":
+        return decision
+    config = config or FairnessConfig()
+    report = challenger_fairness(client, challenger, holdout, config)
+    decision = replace(decision, fairness=report.as_dict())
+    refuse, sentence = floor_verdict(report, config)
+    if refuse and decision.promoted:
+        return replace(decision, promoted=False, rule="fairness", reason=sentence)
+    return replace(decision, reason=f"{decision.reason}; {sentence}") if sentence else decision
+
+
+def shadow_verdict(
+    decision: PromotionDecision, evidence: ShadowEvidence | None
+) -> PromotionDecision:
+    """The decision with the shadow evidence; a pass with too few shadow rows refused."""
+    if evidence is None or decision.rule == "already_champion":
+        return decision
+    decision = replace(decision, shadow=evidence.as_dict())
+    refusal = shadow_refusal(decision.challenger_version, evidence)
+    if decision.promoted and refusal:
+        return replace(decision, promoted=False, rule="shadow", reason=refusal)
+    suffix = f"; shadow: {evidence.headline}" if evidence.headline else ""
+    return replace(decision, reason=decision.reason + suffix)
+
+
 def _log_decision(
     client: TrackingClient,
     context: str,
@@ -314,6 +370,8 @@ def _log_decision(
             metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
         )
         client.log_text(run_id, decision.reason, "decision.txt")
+        if decision.fairness:
+            client.log_dict(run_id, decision.fairness, "fairness.json")
     return replace(decision, holdout_hash=holdout_hash, run_id=run_id)
 
 

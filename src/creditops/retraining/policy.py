@@ -71,6 +71,18 @@ class RuleResult:
     value: float | None
     limit: float
     reason: str
+    # the application months judged, the kind of evidence (drift, realised,
+    # estimated) and how many rows (matured outcomes) it stood on
+    months: tuple[str, ...] = ()
+    evidence: str = ""
+    rows: int | None = None
+    # fired | quiet | abstain (no figure to judge: neither fired nor quiet)
+    state: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.state:
+            state = "fired" if self.fired else "abstain" if self.value is None else "quiet"
+            object.__setattr__(self, "state", state)
 
 
 def _usable(value: float | None) -> bool:
@@ -242,6 +254,10 @@ class RetrainOutcome:
     seconds: float
     # the promotion gate's rule that decided (creditops.registry.promotion.GATE_RULES)
     gate_rule: str = ""
+    # declined applicants' rows added by reject inference (2 per applicant; 0: off)
+    reject_inference_rows: int = 0
+    # the gate's rows: how many of each class, and that neither model trained on them
+    holdout_detail: str = ""
 
 
 @dataclass
@@ -266,6 +282,13 @@ class TriggerDecision:
     retrain_error: str = ""
     record_path: str = ""
     messages: list[str] = field(default_factory=list)
+    # "window" (one monitor summary) or "months" (the monitoring table's look-back)
+    source: str = "window"
+    # the look-back's months: volume, maturity, which evidence (realised/estimated/drift)
+    months: list[dict[str, Any]] = field(default_factory=list)
+    abstained: list[str] = field(default_factory=list)
+    # the production rows a retraining read: granted/explored/declined counts, outcomes' date
+    production: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The record as JSON-safe data (the decision file's format)."""
@@ -305,12 +328,33 @@ def decide(
     now: datetime,
 ) -> TriggerDecision:
     """The whole policy: rules, then the action given retraining and the cooldown. Pure."""
-    rules = evaluate_rules(figures, config)
+    return decide_on_rules(
+        evaluate_rules(figures, config),
+        asdict(figures) | {"auc_drop": figures.auc_drop},
+        config,
+        champion_version=champion_version,
+        retrain=retrain,
+        last_retrain=last_retrain,
+        now=now,
+    )
+
+
+def decide_on_rules(
+    rules: list[RuleResult],
+    figures: dict[str, Any],
+    config: CheckConfig,
+    *,
+    champion_version: int,
+    retrain: bool,
+    last_retrain: datetime | None,
+    now: datetime,
+) -> TriggerDecision:
+    """The action given the rules' verdicts, retraining and the cooldown. Pure."""
     fired_rules = [r for r in rules if r.fired]
     model_fired = any(r.rule not in DATA_RULES for r in fired_rules)
     left = cooldown_remaining(last_retrain, now, config.cooldown_minutes)
     action = decide_action(bool(fired_rules), retrain and model_fired, left)
-    messages = [r.reason for r in rules if r.value is None]
+    messages = [r.reason for r in rules if r.state == "abstain"]
     if fired_rules and retrain and not model_fired:
         messages.append(
             "retraining not started: only data-quality rules fired; fix the data feed "
@@ -329,7 +373,8 @@ def decide(
         action=action,
         reasons=[r.reason for r in fired_rules],
         rules=[asdict(r) for r in rules],
-        figures=asdict(figures) | {"auc_drop": figures.auc_drop},
+        figures=figures,
         cooldown_minutes_left=left,
         messages=messages,
+        abstained=[r.rule for r in rules if r.state == "abstain"],
     )

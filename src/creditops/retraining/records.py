@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
+from creditops.monitoring.table import MonitoringRow, write_rows
 from creditops.retraining.policy import TriggerDecision
 
 log = logging.getLogger(__name__)
@@ -61,3 +62,32 @@ def mark_retrain(
         "challenger_version": challenger_version,
     }
     (directory / LAST_RETRAIN).write_text(json.dumps(record), encoding="utf-8")
+
+
+def mark_on_table(decision: TriggerDecision, store_url: str) -> None:
+    """Record a decision judged on the monitoring table's months in that table too.
+
+    One row (kind ``trigger``, metric ``trigger:decision``) on the newest month
+    the decision looked at: 1.0 if it fired, else 0.0, with the action and the
+    reasons; the dashboard marks it on every time axis. A decision judged on a
+    one-window summary has no month, so it is not marked. A later check of the
+    same month replaces the row: the table keeps each month's latest verdict.
+    """
+    if decision.source != "months" or not decision.months:
+        return
+    newest = max(str(month["month"]) for month in decision.months)
+    detail = {
+        "action": decision.action,
+        "reasons": decision.reasons[:5],
+        "created_at": decision.created_at,
+        "record": decision.record_path,
+    }
+    row = MonitoringRow(
+        month=newest,
+        model_version=decision.champion_version,
+        metric="trigger:decision",
+        kind="trigger",
+        value=1.0 if decision.fired else 0.0,
+        detail=json.dumps(detail, default=str),
+    )
+    write_rows(store_url, [row])

@@ -20,22 +20,18 @@ decision (``retrain_error``) and its error raised; one runs at a time (``lock``)
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 import pandas as pd
 
-from creditops import schema
 from creditops.config import CheckConfig, MlflowConfig, PromoteConfig
 from creditops.data import Split
-from creditops.errors import TrainingError
 from creditops.retraining.freshness import require_fresh_figures
 from creditops.retraining.lock import retrain_exclusively
 from creditops.retraining.policy import (
@@ -47,10 +43,18 @@ from creditops.retraining.policy import (
 from creditops.retraining.records import (
     DECISION_LATEST,
     LAST_RETRAIN,
+    mark_on_table,
     mark_retrain,
     read_last_retrain,
     write_decision,
 )
+from creditops.retraining.rows import (
+    ProductionCounts,
+    ProductionData,
+    build_retraining_split,
+    production_rows,
+)
+from creditops.retraining.table import judge_table, read_production
 
 if TYPE_CHECKING:
     from creditops.monitoring.result import MonitorResult
@@ -64,82 +68,13 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DECISION_LATEST",
     "LAST_RETRAIN",
+    "build_retraining_split",
     "mark_retrain",
+    "production_rows",
     "read_last_retrain",
     "run_check",
     "write_decision",
 ]
-
-# --- the retraining data, pure ----------------------------------------------------
-
-
-def production_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Labelled inference-log rows as training rows: 13 features + ``Status``, oldest first."""
-    labelled = frame.loc[frame["outcome"].notna()]
-    if "created_at" in labelled:
-        labelled = labelled.sort_values("created_at", kind="stable")
-    out = schema.coerce_features(labelled.reset_index(drop=True))
-    out[schema.TARGET] = labelled["outcome"].astype(str).to_numpy()
-    return out
-
-
-def build_retraining_split(
-    reference: pd.DataFrame,
-    production: pd.DataFrame,
-    holdout_share: float,
-    *,
-    min_holdout: int = 20,
-    production_weight: float = 1.0,
-) -> Split:
-    """Training rows (reference + older production rows) and the holdout (the most recent ones).
-
-    Args:
-        reference: the champion's training rows (features + ``Status``).
-        production: labelled production rows, oldest first.
-        holdout_share: the share of production rows, newest, kept for the gate.
-        production_weight: the sample weight of each production training row;
-            reference rows weigh 1 (``[check] production_weight``). At 1 the
-            split carries no weights: the fit is the unweighted one.
-
-    Returns:
-        The split: ``train`` the training rows, reference first, ``test`` the
-        holdout, ``weights`` one per training row (``None`` at weight 1).
-
-    Raises:
-        TrainingError: too few production rows, or a holdout with a single class.
-    """
-    n_holdout = math.ceil(len(production) * holdout_share)
-    if n_holdout < min_holdout or len(production) - n_holdout < 1:
-        raise TrainingError(
-            f"retraining needs more labelled production rows: {len(production)} give a holdout of "
-            f"{n_holdout} (minimum {min_holdout}); wait for more outcomes"
-        )
-    holdout = production.iloc[len(production) - n_holdout :].reset_index(drop=True)
-    if holdout[schema.TARGET].nunique() < 2:
-        raise TrainingError(
-            "the holdout of recent labelled rows holds one class only: "
-            "the gate cannot compare ROC AUC"
-        )
-    columns = [*schema.FEATURES, schema.TARGET]
-    older = production.iloc[: len(production) - n_holdout].loc[:, columns]
-    # An applicant seen again in the holdout must not also be trained on: it
-    # would flatter the challenger at the gate.
-    features = list(schema.FEATURES)
-    held = set(pd.util.hash_pandas_object(holdout.loc[:, features], index=False).tolist())
-    keys = pd.util.hash_pandas_object(older.loc[:, features], index=False)
-    repeated = keys.isin(held).to_numpy()
-    if repeated.any():
-        log.info(
-            "retraining: %d older production row(s) repeat a holdout applicant and are left out",
-            int(repeated.sum()),
-        )
-    train = pd.concat([reference.loc[:, columns], older.loc[~repeated]], ignore_index=True)
-    if production_weight == 1.0:
-        return Split(train, holdout)
-    weights = np.ones(len(train), dtype=np.float64)
-    weights[len(reference) :] = production_weight
-    return Split(train, holdout, weights)
-
 
 # --- the stage ----------------------------------------------------------------------
 
@@ -153,6 +88,8 @@ def run_retraining(
     promote: PromoteConfig,
     holdout_share: float,
     production_weight: float = 1.0,
+    declined: pd.DataFrame | None = None,
+    counts: ProductionCounts | None = None,
 ) -> RetrainOutcome:
     """Retrain on reference + labelled production rows, then apply the promotion gate.
 
@@ -160,35 +97,31 @@ def run_retraining(
         client: the tracking client the champion is read through.
         champion: the model whose reference rows the training data starts from.
         production: labelled production rows, oldest first (:func:`production_rows`).
-        training: what the training run is configured by (``training.mlflow``
-            also names the registered model the gate works on).
+        training: what the training run is configured by (and the gate's model).
         promote: the promotion gate.
         holdout_share: the share of production rows, newest, kept for the gate
             (``[check] holdout_share``).
-        production_weight: the weight of each production training row against
-            a reference row's 1 (``[check] production_weight``).
+        production_weight: a production row's weight, a reference row's 1.
+        declined: declined applicants for reject inference (``None``: off).
+        counts: what the production rows are (recorded in the training run).
 
     Raises:
         TrainingError: too few production rows, or the search failed.
         RegistryError: the reference data or a model cannot be read.
     """
     from creditops import registry
+    from creditops.registry.holdout import describe_rows
 
     started = time.perf_counter()
     reference, _ = registry.load_training_frames(client, champion)
     split = build_retraining_split(
-        reference, production, holdout_share, production_weight=production_weight
+        reference, production, holdout_share, production_weight=production_weight, declined=declined
     )
     train, holdout = split.train, split.test
-    log.info(
-        "retraining: %d reference + %d production rows (weight %g each); "
-        "holdout of the %d most recent labelled rows",
-        len(reference),
-        len(train) - len(reference),
-        production_weight,
-        len(holdout),
-    )
+    augmented = 0 if declined is None else 2 * len(declined)
+    _log_split(len(reference), split, production_weight, augmented)
     report, decision = _train_and_gate(client, split, training, promote)
+    _record_production(client, report.run_id, counts, augmented, len(holdout))
     return RetrainOutcome(
         training_run_id=report.run_id,
         challenger_version=report.challenger_version,
@@ -201,7 +134,41 @@ def run_retraining(
         holdout_rows=len(holdout),
         seconds=time.perf_counter() - started,
         gate_rule=decision.rule,
+        reject_inference_rows=augmented,
+        holdout_detail=describe_rows(holdout),
     )
+
+
+def _log_split(reference: int, split: Split, weight: float, augmented: int) -> None:
+    from creditops.registry.holdout import describe_rows
+
+    log.info(
+        "retraining: %d reference + %d production rows (weight %g each) + %d reject-inference "
+        "rows; holdout of the %d most recent matured rows (%s)",
+        reference,
+        len(split.train) - reference - augmented,
+        weight,
+        augmented,
+        len(split.test),
+        describe_rows(split.test),
+    )
+
+
+def _record_production(
+    client: TrackingClient,
+    run_id: str,
+    counts: ProductionCounts | None,
+    augmented: int,
+    holdout_rows: int,
+) -> None:
+    """The production rows' counts and the outcomes' date, as the training run's params."""
+    params: dict[str, object] = {
+        "retrain_reject_inference_rows": augmented,
+        "retrain_holdout_rows": holdout_rows,
+    }
+    if counts is not None:
+        params |= {f"retrain_production_{k}": v for k, v in counts.as_dict().items()}
+    client.log_values(run_id, params={k: str(v) for k, v in params.items()})
 
 
 def _train_and_gate(
@@ -222,20 +189,9 @@ def _train_and_gate(
         holdout=split.test,
         challenger_version=report.challenger_version,
         context="retrain",
+        fairness_config=training.fairness,
     )
     return report, decision
-
-
-def read_production(store_url: str, window_rows: int) -> pd.DataFrame:
-    """The labelled rows among the inference log's newest ``window_rows``, as training rows.
-
-    Raises:
-        MonitorError: the inference log cannot be read.
-    """
-    from creditops.monitoring.window import read_window
-
-    window = read_window(store_url, last_n=window_rows, since=None, until=None)
-    return production_rows(window.loc[window["outcome"].notna()])
 
 
 def run_check(
@@ -249,42 +205,41 @@ def run_check(
     reports_dir: Path,
     monitor_result: MonitorResult | None = None,
     now: datetime | None = None,
+    performance_months: int = 0,
+    as_of: date | Literal[""] = "",
 ) -> TriggerDecision:
     """Apply the trigger policy to the latest monitoring figures; retrain if asked and due.
 
     Args:
         config: the ``[check]`` section: the policy, its cooldown and records.
         promote: the promotion gate a retraining's challenger goes through.
-        training: what a retraining's training run is configured by; its
-            ``mlflow`` section names the champion.
+        training: what a retraining's training run is configured by (names the champion).
         retrain: retrain when the trigger fires (default: ``[check] retrain``).
         store_url: the inference log a retraining reads (``[serve] store_url``).
         window_rows: how many of its newest rows a retraining reads (``[monitor] window_rows``).
         reports_dir: where the latest monitoring summary is (``[monitor] reports_dir``).
-        monitor_result: figures to judge; default: the latest ``creditops monitor`` summary.
+        monitor_result: figures to judge; default: the champion's months in the
+            monitoring table (``monitor --by month``), else the latest ``monitor`` summary.
         now: the decision's time; default the clock.
+        performance_months: a retraining takes outcomes of vintages this old only (0: all).
+        as_of: the outcomes' "now" (``[monitor] as_of``; default the log's latest date).
 
     Raises:
-        MonitorError: no monitoring summary, or one a check must not judge: from
-            a failed or unfinished run, about another champion, or too old.
+        MonitorError: no figures, or ones a check must not judge (failed or
+            unfinished run, another champion, too old).
         TrainingError / RegistryError: the retraining failed (recorded first).
     """
-    retrain = config.retrain if retrain is None else retrain
-    now = now or datetime.now(UTC)
-    client, champion = _champion(training.mlflow)
-    result, age = _judged_figures(config, reports_dir, monitor_result, champion.version, now)
-    decision = decide(
-        figures_from_monitor(result),
-        config,
-        champion_version=champion.version,
-        retrain=retrain,
-        last_retrain=read_last_retrain(config.decisions_dir),
-        now=now,
+    retrain, now = config.retrain if retrain is None else retrain, now or datetime.now(UTC)
+    (client, champion), last = _champion(training.mlflow), read_last_retrain(config.decisions_dir)
+    table = monitor_result is None and judge_table(
+        client, champion, store_url, config, retrain=retrain, last=last, now=now
     )
-    _name_the_figures(decision, result, age)
+    decision = table or _judge_window(
+        config, reports_dir, monitor_result, champion.version, retrain, last, now
+    )
     failure: Exception | None = None
     if decision.action == "retrain":  # one at a time: a lock in the inference store
-        rows = partial(read_production, store_url, window_rows)
+        rows = partial(read_production, store_url, window_rows, as_of, performance_months)
         sections = _RetrainSections(config, promote, training)
         failure = retrain_exclusively(
             decision,
@@ -293,10 +248,33 @@ def run_check(
             config=config,
             now=now,
         )
-    path = write_decision(decision, config.decisions_dir)
-    log.info("%s (record %s)", decision.log_line(), path)
+    log.info("%s (record %s)", decision.log_line(), write_decision(decision, config.decisions_dir))
+    mark_on_table(decision, store_url)  # the dashboard marks it on its time axes
     if failure is not None:
         raise failure
+    return decision
+
+
+def _judge_window(
+    config: CheckConfig,
+    reports_dir: Path,
+    monitor_result: MonitorResult | None,
+    champion_version: int,
+    retrain: bool,
+    last: datetime | None,
+    now: datetime,
+) -> TriggerDecision:
+    """The policy on one monitoring window's figures (the summary, or ``monitor_result``)."""
+    result, age = _judged_figures(config, reports_dir, monitor_result, champion_version, now)
+    decision = decide(
+        figures_from_monitor(result),
+        config,
+        champion_version=champion_version,
+        retrain=retrain,
+        last_retrain=last,
+        now=now,
+    )
+    _name_the_figures(decision, result, age)
     return decision
 
 
@@ -355,7 +333,7 @@ def _retrain(
     decision: TriggerDecision,
     client: TrackingClient,
     champion: ModelRef,
-    read_rows: Callable[[], pd.DataFrame],
+    read_rows: Callable[[], ProductionData],
     sections: _RetrainSections,
     started: datetime,
 ) -> Exception | None:
@@ -365,14 +343,20 @@ def _retrain(
         The failure, recorded in ``decision.retrain_error`` (``None``: retrained).
     """
     try:
+        data = read_rows()
+        decision.production = data.counts.as_dict() | {
+            "reject_inference": sections.check.reject_inference
+        }
         outcome = run_retraining(
             client,
             champion,
-            read_rows(),
+            data.rows,
             training=sections.training,
             promote=sections.promote,
             holdout_share=sections.check.holdout_share,
             production_weight=sections.check.production_weight,
+            declined=data.declined if sections.check.reject_inference else None,
+            counts=data.counts,
         )
     except Exception as exc:  # any failure is recorded, then raised by run_check
         decision.retrain_error = f"{type(exc).__name__}: {exc}"

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from creditops.config import MlflowConfig, ServeConfig, load_config
+from creditops.reason_codes import DEFAULT_PROTECTED
 from creditops.serving.metrics import MetricsMiddleware
 from creditops.serving.prefetch import Prefetch
 from creditops.serving.responses import add_error_handlers
@@ -33,6 +34,7 @@ def create_app(
     store: InferenceStore | None = None,
     prefetch: Prefetch | None = None,
     gc_paused: bool = False,
+    protected: tuple[str, ...] = DEFAULT_PROTECTED,
 ) -> FastAPI:
     """The scoring app for the ``[serve]`` and ``[mlflow]`` sections.
 
@@ -43,8 +45,11 @@ def create_app(
         prefetch: a helper already fetching the champion (see ``prefetch``).
         gc_paused: the caller turned the cyclic GC off for start-up; the service
             turns it back on once the champion is loaded (or found missing).
+        protected: ``[fairness] protected``: never given as a reason.
     """
-    service = ScoringService(config, mlflow, store=store, prefetch=prefetch, gc_paused=gc_paused)
+    service = ScoringService(
+        config, mlflow, store=store, prefetch=prefetch, gc_paused=gc_paused, protected=protected
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,4 +85,4 @@ def app_from_env() -> FastAPI:
     path = os.environ.get(CONFIG_ENV) or None
     settings = load_config(path)
     configure_logging(settings.logging)
-    return create_app(settings.serve, settings.mlflow)
+    return create_app(settings.serve, settings.mlflow, protected=tuple(settings.fairness.protected))

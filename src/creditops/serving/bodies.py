@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from creditops import schema
 from creditops.serving import schemas
+from creditops.serving.credit_time import date_violations
 from creditops.serving.original_codes import SWITCH_HINT, decode_records, explain_codes
 from creditops.serving.responses import ApiError
 from creditops.serving.service import ScoringService
@@ -75,15 +76,24 @@ def applicant_rows(service: ScoringService, body: bytes, *, mlflow: bool) -> lis
     """
     rows = schemas.fast_validate(body, mlflow=mlflow)
     if rows and len(rows) <= service.config.max_batch_rows:
-        return rows
+        return _dated(service, rows)
     data = parse_json(body)
     if not mlflow:
-        return _check_rows(service, [data] if isinstance(data, dict) else data)
+        return _dated(service, _check_rows(service, [data] if isinstance(data, dict) else data))
     records = mlflow_records(data)
     codes = service.config.original_codes
     if codes and isinstance(records, list):
         records = decode_records(records)
-    return _check_rows(service, records, original_codes=codes)
+    return _dated(service, _check_rows(service, records, original_codes=codes))
+
+
+def _dated(service: ScoringService, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows``, unless an ``application_at`` is in the future or before the earliest date."""
+    violations = date_violations(rows, service.config.earliest_application_date)
+    if violations:
+        service.metrics.rows_rejected.inc(len({v.row for v in violations}))
+        raise ApiError(422, _summary(violations), violations)
+    return rows
 
 
 def _check_rows(

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SUFFIX = ".jsonl"
 REPLAYED = "replayed"
 REPLAY_CHUNK_ROWS = 1_000
-_TIMES = ("created_at", "outcome_at")
+_TIMES = ("created_at", "application_at", "outcome_at", "observed_at")
 _REQUIRED = frozenset(
     {
         "request_id",

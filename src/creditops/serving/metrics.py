@@ -85,6 +85,7 @@ class ServiceMetrics:
             "creditops_model_reloads", "Model swaps by outcome", ["outcome"], registry=r
         )
         self._add_log_metrics(r)
+        self._add_shadow_metrics(r)
         self._children: dict[tuple[str, int], Counter] = {}
         self._latency_children: dict[str, Histogram] = {}
 
@@ -116,6 +117,36 @@ class ServiceMetrics:
         )
         self.journal_files = Gauge(
             "creditops_log_journal_files", "Journal files this process wrote rows to", registry=r
+        )
+
+    def _add_shadow_metrics(self, r: CollectorRegistry) -> None:
+        """The shadowed challenger's figures ([serve] shadow): rows, agreement, errors."""
+        self.shadow_rows = Counter(
+            "creditops_shadow_rows", "Applicants the challenger scored in the shadow", registry=r
+        )
+        self.shadow_agreements = Counter(
+            "creditops_shadow_agreements",
+            "Shadow-scored applicants whose challenger decision equals the champion's",
+            registry=r,
+        )
+        self.shadow_agreement = Gauge(
+            "creditops_shadow_agreement",
+            "Share of shadow-scored applicants on whose decision both models agree",
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "creditops_shadow_errors",
+            "Challenger failures (load, score, log); champion answers are unaffected",
+            ["stage"],
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "creditops_shadow_dropped_rows",
+            "Applicants not shadow-scored: the shadow queue was full",
+            registry=r,
+        )
+        self.shadow_version = Gauge(
+            "creditops_shadow_version", "Version of the shadowed challenger (0: none)", registry=r
         )
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:

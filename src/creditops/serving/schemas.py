@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from creditops import schema
+from creditops.serving.credit_time import APPLICATION_FIELD, ISO_RULE, Moment
 
 EXAMPLE_APPLICANT: dict[str, Any] = schema.EXAMPLE_APPLICANT
 
@@ -51,6 +52,15 @@ Applicant: type[BaseModel] = create_model(  # type: ignore[call-overload]
     Status=(
         Literal["good", "bad"] | None,
         Field(None, description="ignored if sent (report outcomes to POST /feedback)"),
+    ),
+    application_at=(
+        Moment | None,
+        Field(
+            None,
+            description="when the application was made (ISO-8601 date or datetime, UTC "
+            "unless an offset is given); not in the future, not before [serve] "
+            "earliest_application_date; absent = now",
+        ),
     ),
 )
 Applicant.__doc__ = "One credit applicant, in natural values, as the contract defines it."
@@ -134,6 +144,8 @@ def _rule(name: str, kind: str, value: Any) -> str:
     if spec is None:
         if name == schema.TARGET:
             return "is not one of good, bad"
+        if name == APPLICATION_FIELD:
+            return ISO_RULE
         return f"is not a contract field (the fields are: {', '.join(schema.FEATURES)})"
     if kind == "missing" or value is None:
         return "is required"
@@ -171,6 +183,9 @@ class Prediction(BaseModel):
     request_id: str = Field(description="quote it to POST /feedback")
     probability: float = Field(description="probability of default (bad)")
     decision: Literal["approve", "decline"]
+    explored: bool = Field(
+        False, description="declined by the model, granted anyway ([serve] explore_share)"
+    )
     reasons: list[Reason] = Field(
         description="top features pushing toward decline, strongest first"
     )
@@ -201,6 +216,11 @@ class FeedbackRequest(BaseModel):
 
     request_id: str = Field(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")
     outcome: Literal["good", "bad"]
+    observed_at: Moment | None = Field(
+        None,
+        description="when the outcome was observed (ISO-8601; absent = now): not before "
+        "the application, not in the future",
+    )
 
 
 class FeedbackResponse(BaseModel):

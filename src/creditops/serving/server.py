@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from creditops.config import MlflowConfig, ServeConfig
+from creditops.reason_codes import DEFAULT_PROTECTED
 
 if TYPE_CHECKING:
     import uvicorn
@@ -31,6 +32,7 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     workers: int | None = None,
+    protected: tuple[str, ...] = DEFAULT_PROTECTED,
 ) -> None:
     """Run the scoring service until SIGINT/SIGTERM (then drain the log and stop).
 
@@ -45,6 +47,8 @@ def serve(
         host: the bind address.
         port: the port.
         workers: how many worker processes.
+        protected: ``[fairness] protected``, never given as a reason (several
+            workers read it from the config file).
 
     Raises:
         StoreError: the inference log's database is unreachable (checked first).
@@ -61,14 +65,20 @@ def serve(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _serve_one(config, mlflow, host, port, pause_gc=gc_was_enabled)
+        _serve_one(config, mlflow, host, port, pause_gc=gc_was_enabled, protected=protected)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
 def _serve_one(
-    config: ServeConfig, mlflow: MlflowConfig, host: str, port: int, *, pause_gc: bool
+    config: ServeConfig,
+    mlflow: MlflowConfig,
+    host: str,
+    port: int,
+    *,
+    pause_gc: bool,
+    protected: tuple[str, ...],
 ) -> None:
     from creditops.serving.prefetch import start_prefetch
 
@@ -84,7 +94,7 @@ def _serve_one(
     from creditops.serving.app import create_app
 
     log.info("serving on http://%s:%s with %d worker(s)", host, port, 1)
-    app = create_app(config, mlflow, prefetch=prefetch, gc_paused=pause_gc)
+    app = create_app(config, mlflow, prefetch=prefetch, gc_paused=pause_gc, protected=protected)
     # uvicorn.run, less its re-raising of SIGTERM after a clean stop (exit 143)
     server = uvicorn.Server(uvicorn.Config(app, **_options(host, port)))
     with _clean_exit_on_sigterm(server):

@@ -30,11 +30,14 @@ from creditops.errors import (
     TrackingError,
 )
 from creditops.inference.scorer import LoadedModel, prepare_model
+from creditops.reason_codes import DEFAULT_PROTECTED
+from creditops.serving.batcher import MicroBatcher
 from creditops.serving.group_commit import GroupCommitWriter, RowsBuilder
 from creditops.serving.journal import Journal, LogEvents
 from creditops.serving.log_writer import InferenceLogWriter
 from creditops.serving.metrics import ServiceMetrics
 from creditops.serving.prefetch import Prefetch, PrefetchError, load_local_pipeline
+from creditops.serving.shadow import ShadowScorer
 from creditops.serving.store import InferenceStore
 
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class ScoringService:
         prefetch: a helper already fetching the champion (see ``prefetch``).
         gc_paused: the caller turned the cyclic GC off for start-up; :meth:`start`
             turns it back on once the champion is loaded (or found missing).
+        protected: ``[fairness] protected``: never given as a reason.
     """
 
     def __init__(
@@ -82,8 +86,10 @@ class ScoringService:
         store: InferenceStore | None = None,
         prefetch: Prefetch | None = None,
         gc_paused: bool = False,
+        protected: tuple[str, ...] = DEFAULT_PROTECTED,
     ) -> None:
         self.config = config
+        self.protected = tuple(protected)
         self.mlflow = mlflow
         self.metrics = ServiceMetrics()
         self.acknowledged = config.durability == "acknowledged"
@@ -105,6 +111,14 @@ class ScoringService:
         self._warmer: asyncio.Task[None] | None = None
         self.scoring_limiter = anyio.CapacityLimiter(SCORING_THREADS)
         self.feedback_limiter = anyio.CapacityLimiter(FEEDBACK_THREADS)
+        # the one thread that scores small requests, those queued together in one call
+        self.batcher = MicroBatcher(name="scoring")
+        # [serve] shadow: the challenger, scored after the champion's answer is sent
+        self.shadow: ShadowScorer | None = (
+            ShadowScorer(config.store_url, self.metrics, max_rows=config.shadow_queue_rows)
+            if config.shadow
+            else None
+        )
 
     def _log_writer(self) -> InferenceLogWriter | GroupCommitWriter:
         """The inference log's writer for ``[serve] durability``."""
@@ -140,6 +154,7 @@ class ScoringService:
         """Open the store, start the writer, load the champion, start polling."""
         await anyio.to_thread.run_sync(self.store.create)
         self.writer.start()
+        self.batcher.start()
         try:
             await self.reload()
         finally:
@@ -150,6 +165,7 @@ class ScoringService:
                 gc.freeze()
                 gc.enable()
                 self._gc_paused = False
+        await self.refresh_shadow()
         if self.config.poll_seconds > 0:
             self._poller = asyncio.create_task(self._poll(), name="champion-poller")
         if self._client is None:
@@ -180,6 +196,9 @@ class ScoringService:
                 pass
             except Exception:  # a failed background task must not stop the drain
                 log.exception("background task %s failed", task.get_name())
+        await anyio.to_thread.run_sync(self.batcher.close)
+        if self.shadow is not None:
+            await anyio.to_thread.run_sync(self.shadow.close)
         await anyio.to_thread.run_sync(self.writer.close)
         self.store.close()
         log.info("inference log drained: %d row(s) written", self.writer.written_rows)
@@ -191,6 +210,7 @@ class ScoringService:
                 await self.reload()
             except Exception:  # the poller must outlive any one failure
                 log.exception("champion poll failed; serving on")
+            await self.refresh_shadow()
 
     # --- the champion ----------------------------------------------------------
 
@@ -302,6 +322,26 @@ class ScoringService:
             require_digest=self.mlflow.require_model_digest,
         )
         return ref, prepare_model(ref, pipeline, started=started)
+
+    # --- the shadowed challenger --------------------------------------------------
+
+    async def refresh_shadow(self) -> str:
+        """Follow the ``challenger`` alias ([serve] shadow); never raises."""
+        if self.shadow is None:
+            return "shadow scoring is off"
+        return await anyio.to_thread.run_sync(self.shadow.refresh, self._fetch_challenger)
+
+    def _fetch_challenger(self, current: int | None) -> tuple[int, LoadedModel | None] | None:
+        """The challenger to shadow: None when the alias is unset or names the champion."""
+        client = self._connect()
+        ref = registry.find_alias(client, self.mlflow.registered_model, registry.CHALLENGER)
+        champion = self.model.ref.version if self.model is not None else None
+        if ref is None or ref.version == champion:
+            return None
+        if ref.version == current:
+            return ref.version, None
+        registry.require_servable(ref)
+        return ref.version, prepare_model(ref, registry.load_pipeline(client, ref))
 
     # --- inference log -------------------------------------------------------
 

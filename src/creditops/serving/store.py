@@ -8,16 +8,22 @@ Table ``inferences`` (one row per scored applicant):
 =================  ==================================================================
 request_id         String(32), primary key: hex, issue time first; what ``POST /feedback`` takes
 batch_id           String(32): one per HTTP request
-created_at         timezone-aware UTC timestamp (indexed)
+created_at         timezone-aware UTC timestamp (indexed): when the row was scored
+application_at     the application's own timestamp (request field ``application_at``;
+                   absent = ``created_at``), indexed: monitoring groups by its month
 model_name         the registered model's name
 model_version      its version (integer)
 <13 features>      named as in ``schema.FEATURES``: Float (numeric), String (categorical)
 probability        predicted probability of default (bad)
-decision           ``approve`` | ``decline``
+decision           ``approve`` | ``decline``: a loan is granted iff ``approve``
+explored           true when the model declined and the loan was granted anyway
+                   (``[serve] explore_share``); such a row's decision is ``approve``
 threshold          the decision threshold in force (decline when probability >= it)
 latency_ms         time spent scoring the request that held this row
 outcome            ``good`` | ``bad`` | NULL until feedback arrives
 outcome_at         when the outcome was recorded
+observed_at        the outcome's own date (``POST /feedback`` ``observed_at``; absent =
+                   when it was posted); never before ``application_at``
 outcome_source     the feedback key that posted it: the first 8 hex digits of its SHA-256
 =================  ==================================================================
 
@@ -55,6 +61,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from creditops import schema
 from creditops.errors import StoreError
 from creditops.secrets import redact_text, redact_url
+from creditops.serving.log_table import add_later_columns, metadata
+from creditops.serving.log_table import inferences as inferences  # re-exported: the table
 
 log = logging.getLogger(__name__)
 
@@ -67,33 +75,11 @@ FRAME_COLUMNS = (
     *schema.FEATURES,
     "probability",
     "decision",
+    "threshold",
+    "explored",
+    "application_at",
     "outcome",
-)
-
-metadata = sa.MetaData()
-
-
-def _feature_column(name: str) -> sa.Column[Any]:
-    kind: sa.types.TypeEngine[Any] = sa.String(32) if name in schema.CATEGORICAL else sa.Float()
-    return sa.Column(name, kind, nullable=True)
-
-
-inferences = sa.Table(
-    "inferences",
-    metadata,
-    sa.Column("request_id", sa.String(32), primary_key=True),
-    sa.Column("batch_id", sa.String(32), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("model_name", sa.String(200), nullable=False),
-    sa.Column("model_version", sa.Integer, nullable=False),
-    *(_feature_column(name) for name in schema.FEATURES),
-    sa.Column("probability", sa.Float, nullable=False),
-    sa.Column("decision", sa.String(16), nullable=False),
-    sa.Column("threshold", sa.Float, nullable=False),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("outcome", sa.String(8), nullable=True),
-    sa.Column("outcome_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("outcome_source", sa.String(16), nullable=True),
+    "observed_at",
 )
 
 
@@ -104,6 +90,8 @@ class OutcomeResult(enum.Enum):
     UNCHANGED = "unchanged"  # the same outcome was already stored (idempotent repeat)
     CONFLICT = "conflict"  # a different outcome was already stored; nothing changed
     UNKNOWN = "unknown"  # no inference has this request id
+    DECLINED = "declined"  # the applicant was declined (not explored): no loan, no outcome
+    BEFORE_APPLICATION = "before_application"  # observed_at is before application_at
 
 
 def _sqlite_pragmas(durable: bool) -> Callable[[DBAPIConnection, ConnectionPoolEntry], None]:
@@ -162,7 +150,7 @@ class InferenceStore:
         """Create the table and its index if absent."""
         try:
             metadata.create_all(self.engine)
-            _add_outcome_source(self.engine)
+            add_later_columns(self.engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot create the inference table in {self!r}: {exc}") from exc
 
@@ -206,17 +194,31 @@ class InferenceStore:
         return inferences.insert()  # other databases: a duplicate still fails
 
     def record_outcome(
-        self, request_id: str, outcome: str, *, source: str | None = None
+        self,
+        request_id: str,
+        outcome: str,
+        *,
+        source: str | None = None,
+        observed_at: datetime | None = None,
     ) -> OutcomeResult:
         """Attach the observed outcome (``good``/``bad``) to one inference.
 
-        ``source`` (stored as ``outcome_source``) names who posted it: the key id.
+        Only a granted loan (``decision = approve``, explored ones included) has an
+        outcome, and not before its application.
+
+        Args:
+            request_id: the inference's id.
+            outcome: ``good`` or ``bad``.
+            source: stored as ``outcome_source``: who posted it (the key id).
+            observed_at: the outcome's own date (stored as ``observed_at``); default now.
 
         Raises:
             StoreError: ``outcome`` is not good/bad, or the database fails.
         """
         if outcome not in OUTCOMES:
             raise StoreError(f"outcome {outcome!r} is not one of good, bad")
+        now = datetime.now(UTC)
+        observed = now if observed_at is None else _utc(observed_at)
         table = inferences
         # Under READ COMMITTED another worker's writer may commit the row between
         # the UPDATE (no row yet) and the SELECT (the row, outcome still NULL):
@@ -225,24 +227,35 @@ class InferenceStore:
             try:
                 with self.engine.begin() as connection:
                     updated = connection.execute(
-                        table.update()
-                        .where(table.c.request_id == request_id, table.c.outcome.is_(None))
-                        .values(
-                            outcome=outcome, outcome_at=datetime.now(UTC), outcome_source=source
-                        )
+                        _outcome_update(request_id, outcome, source, observed, now)
                     ).rowcount
                     if updated:
                         return OutcomeResult.RECORDED
                     current = connection.execute(
-                        sa.select(table.c.outcome).where(table.c.request_id == request_id)
+                        sa.select(table.c.outcome, table.c.decision, table.c.application_at).where(
+                            table.c.request_id == request_id
+                        )
                     ).first()
             except SQLAlchemyError as exc:
                 raise StoreError(f"cannot record the outcome of {request_id}: {exc}") from exc
-            if current is None:
-                return OutcomeResult.UNKNOWN
-            if current[0] is not None:
-                return OutcomeResult.UNCHANGED if current[0] == outcome else OutcomeResult.CONFLICT
+            refused = _not_recorded(current, outcome, observed)
+            if refused is not None:
+                return refused
         raise StoreError(f"cannot record the outcome of {request_id}: its row kept changing")
+
+    def application_time(self, request_id: str) -> datetime | None:
+        """The ``application_at`` of one inference (UTC), ``None`` if unknown.
+
+        Raises:
+            StoreError: the database fails.
+        """
+        query = sa.select(inferences.c.application_at).where(inferences.c.request_id == request_id)
+        try:
+            with self.engine.connect() as connection:
+                row = connection.execute(query).first()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read inference {request_id}: {exc}") from exc
+        return None if row is None or row[0] is None else _utc(row[0])
 
     def count(self) -> int:
         """How many inferences are stored."""
@@ -301,27 +314,48 @@ class InferenceStore:
         self.engine.dispose()
 
 
-def _add_outcome_source(engine: Engine) -> None:
-    """Give a table created before ``outcome_source`` existed the column (old rows: NULL)."""
-    if "outcome_source" in {c["name"] for c in sa.inspect(engine).get_columns("inferences")}:
-        return
-    if_absent = " IF NOT EXISTS" if engine.dialect.name == "postgresql" else ""
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text(f"ALTER TABLE inferences ADD COLUMN{if_absent} outcome_source VARCHAR(16)")
-            )
-    except SQLAlchemyError:
-        # several workers start at once: another one may have added it first
-        columns = sa.inspect(engine).get_columns("inferences")
-        if "outcome_source" not in {c["name"] for c in columns}:
-            raise
-    log.info("inference log: column outcome_source added to the existing table")
+def _outcome_update(
+    request_id: str, outcome: str, source: str | None, observed: datetime, now: datetime
+) -> sa.Update:
+    """Store the outcome if the row has none, is a granted loan, and applied by ``observed``."""
+    table = inferences
+    return (
+        table.update()
+        .where(
+            table.c.request_id == request_id,
+            table.c.outcome.is_(None),
+            table.c.decision == "approve",
+            sa.or_(table.c.application_at.is_(None), table.c.application_at <= observed),
+        )
+        .values(outcome=outcome, outcome_at=now, outcome_source=source, observed_at=observed)
+    )
+
+
+def _not_recorded(
+    current: Sequence[Any] | None, outcome: str, observed: datetime
+) -> OutcomeResult | None:
+    """Why an outcome was not stored, from the row's (outcome, decision, application_at).
+
+    ``None``: no reason found (the row changed meanwhile: try again).
+    """
+    if current is None:
+        return OutcomeResult.UNKNOWN
+    if current[1] != "approve":
+        return OutcomeResult.DECLINED
+    if current[2] is not None and _utc(current[2]) > observed:
+        return OutcomeResult.BEFORE_APPLICATION
+    if current[0] is not None:
+        return OutcomeResult.UNCHANGED if current[0] == outcome else OutcomeResult.CONFLICT
+    return None
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
     out = {name: row.get(name) for name in schema.FEATURES}
     out.update(row)
+    # every row has an application time: the request's, else when it was scored
+    applied = out.get("application_at")
+    out["application_at"] = out["created_at"] if applied is None else _utc(applied)
+    out["explored"] = bool(out.get("explored", False))
     for name in schema.NUMERIC:
         value = out[name]
         if isinstance(value, float) and value != value:  # NaN is NULL in SQL
@@ -335,11 +369,14 @@ def _utc(moment: datetime) -> datetime:
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     # SQLite hands back naive datetimes: they were written as UTC.
-    created = pd.to_datetime(frame["created_at"])
-    frame["created_at"] = (
-        created.dt.tz_localize(UTC) if created.dt.tz is None else created.dt.tz_convert(UTC)
-    )
+    for name in ("created_at", "application_at", "observed_at"):
+        moments = pd.to_datetime(frame[name])
+        frame[name] = (
+            moments.dt.tz_localize(UTC) if moments.dt.tz is None else moments.dt.tz_convert(UTC)
+        )
     frame["model_version"] = frame["model_version"].astype("int64")
+    frame["threshold"] = frame["threshold"].astype("float64")
+    frame["explored"] = frame["explored"].astype("bool")
     features = schema.coerce_features(frame)
     for name in schema.FEATURES:
         frame[name] = features[name]

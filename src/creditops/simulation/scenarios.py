@@ -20,6 +20,11 @@ Scenarios:
   share ``concept_flip_share`` of the good outcomes turn bad: the feature's
   effect reverses (owners were the safest group, now they are among the
   riskiest). The change is learnable, so retraining can recover from it.
+* ``downturn``: the ``none`` applicants, unchanged; at fixed features the bad
+  rate rises by ``downturn_factor`` (a recession): each good outcome turns bad
+  with the probability that multiplies the source's bad rate by the factor
+  (:func:`downturn_flip_probability`). Nothing in the applicants shows it: only
+  matured outcomes can.
 * ``original``: the original student pipeline's method: every feature drawn
   from a clipped normal (numbers) or uniformly (categories), and outcomes
   made by flipping the model's own decisions so that its accuracy is
@@ -31,10 +36,10 @@ Scenarios:
   left out, and for the full effect the champion should be trained on the
   head only (:func:`ordered_halves`; the drift benchmark does exactly that).
 
-Outcomes reach the service through ``POST /feedback``: a share
-``never_share`` never arrives, a share ``late_share`` arrives after
-``late_seconds``, the rest right after scoring (:func:`plan_feedback`;
-:mod:`creditops.simulation.sender` posts them).
+These generators make one window at full strength; the simulated calendar
+(:mod:`creditops.simulation.calendar`) spreads applicants over months and
+applies a scenario from its start month on, with the same pieces
+(:func:`shift_mix`, :func:`flip_goods`).
 """
 
 from __future__ import annotations
@@ -93,28 +98,6 @@ class Traffic:
         return len(self.features)
 
 
-@dataclass(frozen=True)
-class FeedbackPlan:
-    """When each row's outcome is posted: 0 now, 1 late, 2 never."""
-
-    timing: np.ndarray
-
-    @property
-    def now(self) -> np.ndarray:
-        """Positions of the rows whose outcome is posted right after scoring."""
-        return np.flatnonzero(self.timing == 0)
-
-    @property
-    def late(self) -> np.ndarray:
-        """Positions of the rows whose outcome is posted after ``late_seconds``."""
-        return np.flatnonzero(self.timing == 1)
-
-    @property
-    def never(self) -> np.ndarray:
-        """Positions of the rows whose outcome never arrives."""
-        return np.flatnonzero(self.timing == 2)
-
-
 def _rng(seed: int, scenario: str) -> np.random.Generator:
     # one independent stream per (seed, scenario): scenarios do not share draws
     return np.random.default_rng([seed, SCENARIOS.index(scenario)])
@@ -166,7 +149,8 @@ def clip_to_contract(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _labels(frame: pd.DataFrame) -> np.ndarray:
+def labels(frame: pd.DataFrame) -> np.ndarray:
+    """The ``Status`` column as 1 (bad) / 0 (good)."""
     labels: np.ndarray = (frame[schema.TARGET].to_numpy() == schema.POSITIVE_LABEL).astype(np.int64)
     return labels
 
@@ -175,7 +159,7 @@ def generate_none(source: ScenarioSource, config: SimulateConfig, n: int, seed: 
     """Unseen rows, resampled and jittered; real outcomes."""
     rng = _rng(seed, "none")
     rows = jitter_rows(resample_rows(source.unseen, n, rng), config.jitter, rng)
-    return Traffic("none", clip_to_contract(rows), _labels(rows))
+    return Traffic("none", clip_to_contract(rows), labels(rows))
 
 
 def generate_covariate(
@@ -184,33 +168,79 @@ def generate_covariate(
     """The ``none`` rows with a shifted applicant mix; real outcomes."""
     rng = _rng(seed, "covariate")
     rows = jitter_rows(resample_rows(source.unseen, n, rng), config.jitter, rng)
+    shifted = shift_mix(rows, config, np.ones(len(rows)), rng)
+    return Traffic("covariate", clip_to_contract(shifted), labels(rows))
+
+
+def shift_mix(
+    rows: pd.DataFrame, config: SimulateConfig, strength: np.ndarray, rng: np.random.Generator
+) -> pd.DataFrame:
+    """``rows`` with the applicant mix shifted, each row by its ``strength`` (0 none, 1 full).
+
+    At full strength Income is multiplied by ``income_factor``, Age shifted by
+    ``age_shift``, Amount multiplied by ``amount_factor`` and the renters' share
+    raised to ``renter_share``; in between, factors are taken to the power of the
+    strength and shifts scaled by it.
+    """
     shifted = rows.copy()
-    shifted["Income"] = rows["Income"] * config.income_factor
-    shifted["Age"] = rows["Age"] + config.age_shift
-    shifted["Amount"] = rows["Amount"] * config.amount_factor
+    shifted["Income"] = rows["Income"] * config.income_factor**strength
+    shifted["Age"] = rows["Age"] + config.age_shift * strength
+    shifted["Amount"] = rows["Amount"] * config.amount_factor**strength
     renters = (rows["Home"] == "rent").to_numpy()
     current = renters.mean()
     if config.renter_share > current:
-        # turn just enough non-renters into renters to reach the target share
-        convert = (config.renter_share - current) / (1.0 - current)
+        # turn just enough non-renters into renters to reach the row's target share
+        convert = strength * (config.renter_share - current) / (1.0 - current)
         chosen = ~renters & (rng.random(len(rows)) < convert)
         home = shifted["Home"].to_numpy(copy=True)
         home[chosen] = "rent"
         shifted["Home"] = home
-    return Traffic("covariate", clip_to_contract(shifted), _labels(rows))
+    return shifted
+
+
+def flip_goods(
+    outcomes: np.ndarray, eligible: np.ndarray, share: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``outcomes`` with each good of an ``eligible`` row turned bad with probability ``share``."""
+    flip = eligible & (outcomes == 0) & (rng.random(outcomes.size) < share)
+    return np.where(flip, 1, outcomes)
+
+
+def downturn_flip_probability(bad_rate: float, factor: float) -> float:
+    """The share of goods to turn bad so that a bad rate ``bad_rate`` becomes ``factor`` times it.
+
+    With ``p`` of the goods turned bad the rate is ``b + p (1 - b)``; solving
+    ``b + p (1 - b) = factor b`` gives ``p = (factor - 1) b / (1 - b)``, capped at 1.
+    """
+    if bad_rate >= 1.0:
+        return 0.0
+    return float(min(1.0, (factor - 1.0) * bad_rate / (1.0 - bad_rate)))
+
+
+def concept_segment(rows: pd.DataFrame, config: SimulateConfig) -> np.ndarray:
+    """The rows whose ``concept_feature`` equals ``concept_value``."""
+    values = rows[config.concept_feature].astype("object").astype(str)
+    segment: np.ndarray = (values == config.concept_value).to_numpy()
+    return segment
 
 
 def generate_concept(source: ScenarioSource, config: SimulateConfig, n: int, seed: int) -> Traffic:
     """The ``none`` applicants; in the concept segment, good outcomes turn bad."""
     rng = _rng(seed, "concept")
     rows = jitter_rows(resample_rows(source.unseen, n, rng), config.jitter, rng)
-    outcomes = _labels(rows)
-    segment = (
-        rows[config.concept_feature].astype("object").astype(str) == config.concept_value
-    ).to_numpy()
-    flip = segment & (outcomes == 0) & (rng.random(len(rows)) < config.concept_flip_share)
-    outcomes = np.where(flip, 1, outcomes)
+    outcomes = flip_goods(
+        labels(rows), concept_segment(rows, config), config.concept_flip_share, rng
+    )
     return Traffic("concept", clip_to_contract(rows), outcomes)
+
+
+def generate_downturn(source: ScenarioSource, config: SimulateConfig, n: int, seed: int) -> Traffic:
+    """The ``none`` applicants; every good turns bad with the downturn's probability."""
+    rng = _rng(seed, "downturn")
+    rows = jitter_rows(resample_rows(source.unseen, n, rng), config.jitter, rng)
+    share = downturn_flip_probability(float(labels(source.unseen).mean()), config.downturn_factor)
+    outcomes = flip_goods(labels(rows), np.ones(len(rows), dtype=bool), share, rng)
+    return Traffic("downturn", clip_to_contract(rows), outcomes)
 
 
 def generate_original(config: SimulateConfig, n: int, seed: int) -> Traffic:
@@ -233,7 +263,7 @@ def generate_ordered_tail(
     """Rows of the raw file's second half (unseen by the model), resampled and jittered."""
     rng = _rng(seed, "ordered-tail")
     rows = jitter_rows(resample_rows(source.tail, n, rng), config.jitter, rng)
-    return Traffic("ordered-tail", clip_to_contract(rows), _labels(rows))
+    return Traffic("ordered-tail", clip_to_contract(rows), labels(rows))
 
 
 def check_scenario(scenario: str) -> None:
@@ -268,6 +298,7 @@ def generate_traffic(
         "covariate": generate_covariate,
         "concept": generate_concept,
         "ordered-tail": generate_ordered_tail,
+        "downturn": generate_downturn,
     }
     return generators[scenario](source, config, n, seed)
 
@@ -282,16 +313,6 @@ def original_outcomes(declined: np.ndarray, accuracy: float, seed: int) -> np.nd
     predicted_bad = np.asarray(declined, dtype=np.int64)
     keep = rng.random(predicted_bad.size) < accuracy
     return np.where(keep, predicted_bad, 1 - predicted_bad)
-
-
-def plan_feedback(n: int, config: SimulateConfig, seed: int) -> FeedbackPlan:
-    """Which outcomes are posted now, late or never (deterministic by ``seed``)."""
-    rng = np.random.default_rng([seed, 99])
-    draw = rng.random(n)
-    timing = np.zeros(n, dtype=np.int64)
-    timing[draw < config.never_share + config.late_share] = 1
-    timing[draw < config.never_share] = 2
-    return FeedbackPlan(timing)
 
 
 def ordered_halves(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -229,7 +229,13 @@ def _local_trials(run: _TrainingRun) -> FamilyTrials:
 
         train, split = run.sections.train, run.split
         return search_family(
-            family, train, split.X_train, split.y_train, on_trial, weights=split.weights
+            family,
+            train,
+            split.X_train,
+            split.y_train,
+            on_trial,
+            weights=split.weights,
+            exclude=run.sections.fairness.excluded(),
         )
 
     return trials_of
@@ -302,11 +308,24 @@ def _trials_with_progress(
     return trials_of(family, on_result)
 
 
+def _proxy_check(run: _TrainingRun) -> dict[str, float | None]:
+    """How well the model's inputs predict each protected group, logged on the training run."""
+    from creditops.fairness import included_warning, proxy_metrics, proxy_strength
+
+    if warning := included_warning(run.sections.fairness):
+        log.warning("%s", warning)
+    proxy = proxy_strength(run.split.X_train, run.sections.fairness, seed=run.sections.train.seed)
+    run.client.log_values(run.parent_id, metrics=proxy_metrics(proxy))
+    log.info("proxy check (CV ROC AUC of the inputs predicting each group): %s", proxy)
+    return proxy
+
+
 def _finalists(
     run: _TrainingRun, budgets: dict[str, int], trials_of: FamilyTrials, show_progress: bool
 ) -> list[Finalist]:
     """Each family's best trial, refit, logged and registered, in the configured order."""
     finalists = []
+    proxy = _proxy_check(run)
     with _progress(show_progress) as progress:
         for family in run.sections.train.families:
             trials = _trials_with_progress(progress, family, budgets[family], trials_of)
@@ -328,6 +347,8 @@ def _finalists(
                 run.data_hash,
                 run.parent_id,
                 len(trials),
+                run.sections.fairness,
+                proxy,
             )
             finalists.append(finalist)
     return finalists

@@ -8,7 +8,7 @@ an ``on_trial`` callback as it finishes; whoever runs it decides what to log
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 from creditops import evaluate
 from creditops.config import TrainConfig
 from creditops.errors import TrainingError
-from creditops.features import build_pipeline
+from creditops.features import DEFAULT_EXCLUDED, build_pipeline
 from creditops.search_space import ParamSpace
 
 if TYPE_CHECKING:
@@ -110,6 +110,7 @@ def cross_validate(
     monotone: bool = True,
     *,
     weights: np.ndarray | None = None,
+    exclude: Sequence[str] = DEFAULT_EXCLUDED,
 ) -> tuple[float, float, np.ndarray]:
     """Mean and sd of ROC AUC over stratified K-fold, and the out-of-fold predictions.
 
@@ -124,7 +125,7 @@ def cross_validate(
     from threadpoolctl import threadpool_limits
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    pipeline = build_pipeline(family, params, seed, monotone=monotone)
+    pipeline = build_pipeline(family, params, seed, monotone=monotone, exclude=exclude)
     weights = check_weights(weights, len(y))
 
     def fit_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +210,7 @@ def _score_trial(
     X: pd.DataFrame,
     y: np.ndarray,
     weights: np.ndarray | None,
+    exclude: Sequence[str] = DEFAULT_EXCLUDED,
 ) -> TrialResult:
     """The trial's parameters, cross-validated; its CV AUC sd kept on the trial."""
     params = _trial_params(trial, config, family)
@@ -223,6 +225,7 @@ def _score_trial(
             config.n_jobs,
             config.monotone,
             weights=weights,
+            exclude=exclude,
         )
     except (ValueError, TypeError) as exc:
         raise TrainingError(f"{family} trial {trial.number} with {params} failed: {exc}") from exc
@@ -241,6 +244,7 @@ def search_family(
     budget: int | None = None,
     on_scored: TrialHook | None = None,
     weights: np.ndarray | None = None,
+    exclude: Sequence[str] = DEFAULT_EXCLUDED,
 ) -> list[TrialResult]:
     """Run the configured search for one family; every trial is returned (best last is not implied).
 
@@ -254,6 +258,7 @@ def search_family(
             (a shared study stores the best trials' out-of-fold predictions).
         weights: one sample weight per row of ``X`` for every fit
             (:func:`cross_validate`); ``None``: unweighted.
+        exclude: the contract columns the model may not see (``[fairness]``).
 
     Raises:
         TrainingError: a trial failed, or none finished within the budget.
@@ -275,7 +280,7 @@ def search_family(
             # another process took the last trial of the budget meanwhile
             trial.study.stop()
             raise optuna.TrialPruned(f"the budget of {budget} trials is used")
-        result = _score_trial(trial, family, config, X, y, weights)
+        result = _score_trial(trial, family, config, X, y, weights, exclude)
         if on_scored is not None:
             on_scored(trial, result.cv_auc, result.oof)
         results.append(result)

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from creditops.config import DataConfig, LoggingConfig, MlflowConfig, Settings, TrainConfig
+from creditops.config import (
+    DataConfig,
+    FairnessConfig,
+    LoggingConfig,
+    MlflowConfig,
+    Settings,
+    TrainConfig,
+)
 from creditops.secrets import redact_values, redacted_dump
 
 
@@ -32,6 +39,8 @@ class TrainingSections:
     mlflow: MlflowConfig
     logging: LoggingConfig
     record: dict[str, object] = field(default_factory=dict, compare=False)
+    # which inputs the model may not see, and the fairness figures' groups
+    fairness: FairnessConfig = field(default_factory=FairnessConfig)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrainingSections:
@@ -42,6 +51,7 @@ class TrainingSections:
             mlflow=settings.mlflow,
             logging=settings.logging,
             record=redacted_dump(settings),
+            fairness=settings.fairness,
         )
 
     def config_record(self) -> dict[str, object]:

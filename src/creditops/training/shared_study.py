@@ -251,6 +251,7 @@ def run_worker(
             budget=budget,
             on_scored=keep_oof,
             weights=split.weights,
+            exclude=sections.fairness.excluded(),
         )
         done[family] = len(results)
         log.info("worker %d: %s: %d trial(s) of %d", index, family, len(results), budget)

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from creditops import plots, schema
-from creditops.config import TrainConfig
+from creditops import fairness, plots, schema
+from creditops.calibration import CALIBRATION_TAG
+from creditops.config import FairnessConfig, TrainConfig
 from creditops.data import Split
 from creditops.errors import TrackingError, TrainingError, first_line
+from creditops.scorecard import log_points_table
 from creditops.secrets import redact_url, redact_values
-from creditops.training.evidence import FinalistFit, fit_finalist, model_card
+from creditops.training.evidence import FinalistFit, calibration_card, fit_finalist, model_card
 from creditops.training.search import ParamValue, TrialResult, describe_weights
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ def pip_requirements(family: str) -> list[str]:
         packages.append("xgboost")
     if family == "lightgbm":
         packages.append("lightgbm")
+    packages += {"scorecard": ["optbinning", "ortools"]}.get(family, [])
     return [f"{name}=={version(name)}" for name in packages]
 
 
@@ -219,6 +222,13 @@ def _finite(values: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
 
 
+def _calibration_metrics(fit: FinalistFit) -> dict[str, float]:
+    """ECE and Brier before/after calibration on the test split (``test_``), CV Brier as is."""
+    return {
+        (k if k.startswith("cv_") else f"test_{k}"): v for k, v in fit.calibration_metrics.items()
+    }
+
+
 def _log_figures(
     client: TrackingClient, run_id: str, family: str, split: Split, fit: FinalistFit
 ) -> None:
@@ -229,6 +239,9 @@ def _log_figures(
         plots.roc_curve_png(y, proba, folder / "roc_curve.png", title)
         plots.ks_curve_png(y, proba, folder / "ks_curve.png", title)
         plots.calibration_png(y, proba, folder / "calibration.png", title)
+        calibrated = None if fit.calibration_method == "none" else proba
+        raw = fit.raw_proba if fit.raw_proba is not None else proba
+        plots.reliability_png(y, raw, calibrated, folder / "reliability_curve.png", title)
         plots.confusion_png(y, proba, fit.threshold, folder / "confusion_matrix.png", title)
         plots.importance_png(fit.importance, folder / "feature_importance.png", title)
         client.log_artifacts(run_id, tmp, "figures")
@@ -249,7 +262,7 @@ def _log_model(
     with _quiet("mlflow.sklearn"):
         model_uri = client.log_sklearn_model(
             run_id,
-            fit.pipeline,
+            fit.logged_model,  # the pipeline with its calibrator: one artifact, one PD
             # cloudpickle, not MLflow 3's skops default: skops refuses the
             # FunctionTransformer and booster types this pipeline holds.
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
@@ -283,6 +296,7 @@ def _log_finalist_run(
             "cv_roc_auc_sd": best.cv_auc_sd,
             **{f"test_{k}": v for k, v in fit.metrics.items()},
             **fit.fairness,
+            **_calibration_metrics(fit),
         }
         client.log_values(
             run_id,
@@ -301,7 +315,10 @@ def _log_finalist_run(
             data_hash,
             len(split.train),
             len(split.test),
+            calibration_lines=calibration_card(fit.calibration_method, fit.calibration_metrics),
+            fairness_lines=fairness.card_lines(fit.fairness_report, fit.proxy),
         )
+        card += log_points_table(client, run_id, fit.pipeline)  # "" unless a scorecard
         client.log_text(run_id, card, "model_card.md")
         _log_figures(client, run_id, best.family, split, fit)
         model_uri, model_sha256 = _log_model(client, run_id, best.family, split, fit)
@@ -314,12 +331,15 @@ def _version_tags(
     """What the registry (and every later stage) reads off a version."""
     return {
         "family": best.family,
-        "threshold": repr(fit.threshold),
+        "threshold": repr(fit.threshold),  # on the calibrated scale when calibrated
+        CALIBRATION_TAG: fit.calibration_method,
+        schema.CONTRACT_TAG: schema.contract_digest(),
         "data_hash": data_hash,
         "train_run_id": train_run_id,
         "code_version": code_version(),
         "cv_roc_auc": f"{best.cv_auc:.6f}",
         **{f"test_{k}": f"{v:.6f}" for k, v in fit.metrics.items() if np.isfinite(v)},
+        **{k: f"{v:.6f}" for k, v in _calibration_metrics(fit).items() if np.isfinite(v)},
     }
 
 
@@ -332,6 +352,8 @@ def log_finalist(
     data_hash: str,
     train_run_id: str,
     n_trials: int,
+    fairness_config: FairnessConfig | None = None,
+    proxy: dict[str, float | None] | None = None,
 ) -> Finalist:
     """Refit the best trial on the whole training split, log it with its evidence, register it.
 
@@ -344,7 +366,7 @@ def log_finalist(
         train_run_id: the training run (the finalist run's parent; it holds the data).
         n_trials: how many trials the family's search ran.
     """
-    fit = fit_finalist(best, split, config)
+    fit = fit_finalist(best, split, config, fairness_config=fairness_config, proxy=proxy)
     run_id, model_uri, model_sha256 = _log_finalist_run(
         client, train_run_id, best, fit, split, data_hash, config.threshold.policy
     )

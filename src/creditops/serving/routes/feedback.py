@@ -18,7 +18,8 @@ import asyncio
 import hashlib
 import hmac
 import time
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import anyio
 import orjson
@@ -32,6 +33,7 @@ from creditops.errors import StoreError
 from creditops.secrets import redact_text
 from creditops.serving import schemas
 from creditops.serving.bodies import read_json
+from creditops.serving.credit_time import OBSERVED_FIELD
 from creditops.serving.deps import Service
 from creditops.serving.request_ids import issued_at
 from creditops.serving.responses import ApiError, error_responses, json_response
@@ -84,12 +86,15 @@ async def feedback(
     """Store the outcome (good/bad) with its inference. Needs the feedback key.
 
     401 without a key, 403 with a wrong one, 404 for an unknown request id, 409
-    if a different outcome is already stored; repeating the same outcome is harmless.
+    if a different outcome is already stored or the applicant was declined (no
+    loan, so no outcome; explored applicants were granted), 422 for an
+    ``observed_at`` in the future or before the application; repeating the same
+    outcome is harmless.
     """
     try:
         source = _poster(service, x_feedback_key, authorization)
         item = _feedback_item(await read_json(request, FEEDBACK_BODY_BYTES))
-        result = await _record(service, item.request_id, item.outcome, source)
+        result = await _record(service, item, source)
     except ApiError as exc:
         return exc.response()
     status = "recorded" if result is OutcomeResult.RECORDED else "unchanged"
@@ -120,19 +125,48 @@ def _poster(service: ScoringService, header: str | None, authorization: str | No
 def _feedback_item(body: object) -> schemas.FeedbackRequest:
     """The validated feedback body; 422 naming each broken rule."""
     try:
-        return schemas.FeedbackRequest.model_validate(body)
+        item = schemas.FeedbackRequest.model_validate(body)
     except ValidationError as exc:
         errors = [
-            schema.Violation(1, ".".join(map(str, e["loc"])) or "(body)", e.get("input"), e["msg"])
+            schema.Violation(1, ".".join(map(str, e["loc"])) or "(body)", e.get("input"), _msg(e))
             for e in exc.errors(include_url=False)
         ]
         raise ApiError(422, f"invalid feedback: {errors[0]}", errors) from None
+    now = datetime.now(UTC)
+    if item.observed_at is not None and item.observed_at > now + timedelta(
+        seconds=CLOCK_SKEW_SECONDS
+    ):
+        violation = schema.Violation(
+            1,
+            OBSERVED_FIELD,
+            item.observed_at.isoformat(),
+            f"is in the future (now is {now.isoformat(timespec='seconds')})",
+        )
+        raise ApiError(422, f"invalid feedback: {violation}", [violation])
+    return item
+
+
+def _msg(error: Any) -> str:
+    """Pydantic's message, without its "Value error, " prefix for our own rules."""
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _before_application(item: schemas.FeedbackRequest, applied: datetime | None) -> ApiError:
+    """The 422 for an outcome dated before its application."""
+    assert item.observed_at is not None  # only a given date can be too early
+    shown = applied.isoformat() if applied else "unknown"
+    violation = schema.Violation(
+        1, OBSERVED_FIELD, item.observed_at.isoformat(), f"is before the application ({shown})"
+    )
+    return ApiError(422, f"invalid feedback: {violation}", [violation])
 
 
 async def _record(
-    service: ScoringService, request_id: str, outcome: str, source: str
+    service: ScoringService, item: schemas.FeedbackRequest, source: str
 ) -> OutcomeResult:
     """Store the outcome, waiting (on the loop) only for a row that may still arrive."""
+    request_id, outcome = item.request_id, item.outcome
     # Another worker or replica may have scored it and not flushed yet: it holds rows
     # up to its writer's max_delay, then flushes. Only an id issued that recently can
     # still arrive; any other unknown id is answered after one lookup.
@@ -144,7 +178,7 @@ async def _record(
     pause = 0.02
     while True:
         await _written_here(service, request_id)
-        result = await _store_outcome(service, request_id, outcome, source)
+        result = await _store_outcome(service, item, source)
         remaining = give_up - time.time()
         if result is not OutcomeResult.UNKNOWN or remaining <= 0:
             break
@@ -158,6 +192,17 @@ async def _record(
             f"request {request_id} already has the outcome "
             f"{'bad' if outcome == 'good' else 'good'!r}; {outcome!r} would contradict it",
         )
+    if result is OutcomeResult.DECLINED:
+        raise ApiError(
+            409,
+            f"request {request_id} was declined (and not explored): no loan was granted, "
+            "so it has no outcome",
+        )
+    if result is OutcomeResult.BEFORE_APPLICATION:
+        applied = await anyio.to_thread.run_sync(
+            service.store.application_time, request_id, limiter=service.feedback_limiter
+        )
+        raise _before_application(item, applied)
     return result
 
 
@@ -179,17 +224,20 @@ async def _written_here(service: ScoringService, request_id: str) -> None:
 
 
 async def _store_outcome(
-    service: ScoringService, request_id: str, outcome: str, source: str
+    service: ScoringService, item: schemas.FeedbackRequest, source: str
 ) -> OutcomeResult:
     """One short lookup-and-update in a thread of the feedback's own limiter; 503 on failure."""
     store = service.store
+    request_id = item.request_id
 
     def record() -> OutcomeResult:
         # a read first: an UPDATE takes the database's write lock even when it matches
         # no row (SQLite), which unknown ids would contend for with the log writer
         if not store.existing_ids([request_id]):
             return OutcomeResult.UNKNOWN
-        return store.record_outcome(request_id, outcome, source=source)
+        return store.record_outcome(
+            request_id, item.outcome, source=source, observed_at=item.observed_at
+        )
 
     try:
         return await anyio.to_thread.run_sync(record, limiter=service.feedback_limiter)

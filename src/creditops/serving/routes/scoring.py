@@ -1,9 +1,16 @@
 """``POST /predict`` and ``POST /invocations``: score applicants, answer, log them after.
 
-The event loop only reads bodies and sends answers: validating, scoring,
-contributions (SHAP), building the answer and building the log rows run in
-worker threads of the service's scoring limiter, whatever the request's size,
-so that the loop never stalls behind one request's arithmetic.
+The event loop only reads bodies and sends answers. Validating, scoring,
+contributions, building the answer and the log rows run in the service's one
+scoring thread (:mod:`creditops.serving.batcher`), which takes the requests
+queued meanwhile together and scores their rows in one vectorised call
+(:mod:`creditops.serving.scored`); a big body (above ``BATCHED_BODY_BYTES``)
+is scored alone in a worker thread of the scoring limiter instead, so that it
+does not hold up the small ones queued behind it.
+
+Reasons are given for declined applicants only, as reason codes
+(:mod:`creditops.reason_codes`): ``{"code", "sentence", "feature", "value"}``,
+at most ``[serve] reasons_top_k``, strongest first, never a protected attribute.
 
 Both routes exist twice: as documented FastAPI routes (in the OpenAPI schema)
 and as plain Starlette routes placed before them (:func:`direct_routes`), which
@@ -14,11 +21,8 @@ request than parsing one applicant.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -29,70 +33,24 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.routing import Route
 
-from creditops import schema
 from creditops.errors import StoreError
-from creditops.inference.raw import RAW_INDEX, Matrix, raw_matrix
-from creditops.inference.reasons import top_contributions
-from creditops.inference.scorer import LoadedModel
+from creditops.inference.reasons import Reason, names_for, reason_lists
 from creditops.serving import schemas
-from creditops.serving.bodies import applicant_rows, read_body
+from creditops.serving.bodies import read_body
 from creditops.serving.deps import Service, served_model
-from creditops.serving.request_ids import new_request_ids
 from creditops.serving.responses import ApiError, error_responses, json_response
+from creditops.serving.scored import Answer, Scored, ScoreJob, score_jobs
 from creditops.serving.service import ScoringService
 
+__all__ = ["Scored", "direct_routes", "router"]
+
 router = APIRouter()
-# Log rows of requests this small are built in the scoring thread, before the answer
-# (a few microseconds); bigger ones in another thread hop, after it.
-PREBUILT_ROWS = 16
-BIG_BODY_BYTES = 256 * 1024  # about 1,700 applicants
+BIG_BODY_BYTES = 256 * 1024  # about 1,700 applicants: the inference log waits for these
+# Bodies above this (about 400 applicants) are scored alone, in a worker thread:
+# they amortise their per-call costs themselves.
+BATCHED_BODY_BYTES = 64 * 1024
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-Reason = dict[str, Any]
-
-
-class Scored:
-    """One request's results, ready to answer and to log."""
-
-    def __init__(
-        self, model: LoadedModel, rows: list[dict[str, Any]], raw: Matrix, started: float
-    ) -> None:
-        self.model = model
-        self.rows = rows
-        self.raw = raw
-        self.started = started
-        self.batch_id = uuid.uuid4().hex
-        self.request_ids = new_request_ids(len(rows))
-        self.probability = np.zeros(0)
-        self.decline = np.zeros(0, dtype=bool)
-        self.contributions: Matrix | None = None
-        self.latency_ms = 0.0
-        self.prebuilt_rows: list[dict[str, Any]] | None = None
-
-    def log_rows(self) -> list[dict[str, Any]]:
-        """One inference-log row per scored applicant."""
-        ref = self.model.ref
-        created = datetime.now(UTC)
-        common = {
-            "batch_id": self.batch_id,
-            "created_at": created,
-            "model_name": ref.name,
-            "model_version": ref.version,
-            "threshold": ref.threshold,
-            "latency_ms": self.latency_ms,
-        }
-        out = []
-        for i, row in enumerate(self.rows):
-            record = {name: row[name] for name in schema.FEATURES}
-            record.update(common)
-            record["request_id"] = self.request_ids[i]
-            record["probability"] = float(self.probability[i])
-            record["decision"] = "decline" if self.decline[i] else "approve"
-            out.append(record)
-        return out
-
-
-Answer = Callable[[ScoringService, Scored], bytes]
 
 
 async def _answer(
@@ -104,62 +62,31 @@ async def _answer(
     reasons: bool,
     mlflow: bool,
 ) -> tuple[Scored, bytes]:
-    """Score ``body`` and serialise the ``answer``, in a worker thread (never on the loop)."""
-
-    def work() -> tuple[Scored, bytes]:
-        scored = _score(service, body, started, reasons=reasons, mlflow=mlflow)
-        out = answer(service, scored)
-        scored.latency_ms = (time.perf_counter() - started) * 1000.0
-        if len(scored.rows) <= PREBUILT_ROWS and not service.acknowledged:
-            scored.prebuilt_rows = scored.log_rows()  # cheaper here than a second thread hop
-        return scored, out
-
-    return await anyio.to_thread.run_sync(work, limiter=service.scoring_limiter)
-
-
-def _score(
-    service: ScoringService, body: bytes, started: float, *, reasons: bool, mlflow: bool
-) -> Scored:
+    """Score ``body`` and serialise the ``answer`` off the loop (see the module's docstring)."""
     model = served_model(service)  # this request's model, whatever a reload does meanwhile
-    rows = applicant_rows(service, body, mlflow=mlflow)
-    raw = raw_matrix(rows)
-    scored = Scored(model, rows, raw, started)
-    want = reasons and service.config.reasons_top_k > 0
-    scores = model.score(raw, reasons=want)
-    scored.probability = scores.probability
-    scored.decline = scores.probability >= model.ref.threshold
-    scored.contributions = scores.contributions
-    declines = int(scored.decline.sum())
-    metrics = service.metrics.decisions
-    if declines:
-        metrics.labels("decline").inc(declines)
-    if len(rows) - declines:
-        metrics.labels("approve").inc(len(rows) - declines)
-    return scored
+    job = ScoreJob(service, model, body, started, answer, reasons, mlflow)
+    if len(body) <= BATCHED_BODY_BYTES:
+        return await service.batcher.submit(score_jobs, job)
+    result = await anyio.to_thread.run_sync(
+        lambda: score_jobs([job])[0], limiter=service.scoring_limiter
+    )
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
-def _reasons(scored: Scored, top_k: int) -> list[list[Reason]]:
+def _reasons(scored: Scored, top_k: int, protected: tuple[str, ...]) -> list[list[Reason]]:
+    """Each applicant's reasons: [] for an approval, up to ``top_k`` codes for a decline."""
+    out: list[list[Reason]] = [[] for _ in scored.rows]
     contributions = scored.contributions
     if contributions is None or top_k == 0:
-        return [[] for _ in scored.rows]
-    sources = scored.model.sources
-    order, top = top_contributions(contributions, top_k)
-    k = order.shape[1]
-    out = []
-    for i, row in enumerate(scored.rows):
-        reasons = []
-        for j in range(k):
-            contribution = float(top[i, j])
-            if not contribution > 0:
-                break
-            name = sources[order[i, j]]
-            if name in schema.FIELDS:
-                value = row.get(name)
-            else:
-                raw_value = float(scored.raw[i, RAW_INDEX[name]])
-                value = raw_value if math.isfinite(raw_value) else None
-            reasons.append({"feature": name, "value": value, "contribution": contribution})
-        out.append(reasons)
+        return out
+    names = names_for(scored.model.sources, protected)
+    rows = scored.reason_rows
+    for i, reasons in zip(
+        rows.tolist(), reason_lists(contributions, scored.raw[rows], names, top_k), strict=True
+    ):
+        out[i] = reasons
     return out
 
 
@@ -167,6 +94,7 @@ def _logged(service: ScoringService, scored: Scored) -> BackgroundTask:
     # Runs after the answer is sent, so building and queueing log rows costs no
     # latency; in a scoring thread, as the scoring did: not on the loop.
     async def log_rows() -> None:
+        _shadow(service, scored)
         if scored.prebuilt_rows is not None:  # queueing them is an append, not a build
             service.log_rows(scored.prebuilt_rows)
             return
@@ -175,6 +103,12 @@ def _logged(service: ScoringService, scored: Scored) -> BackgroundTask:
         )
 
     return BackgroundTask(log_rows)
+
+
+def _shadow(service: ScoringService, scored: Scored) -> None:
+    """Hand the answered rows to the shadowed challenger: a queue put, nothing more."""
+    if service.shadow is not None:
+        service.shadow.submit(scored.raw, scored.request_ids, ~scored.decline)
 
 
 async def _unrecorded(service: ScoringService, scored: Scored) -> ApiError | None:
@@ -187,18 +121,20 @@ async def _unrecorded(service: ScoringService, scored: Scored) -> ApiError | Non
         await service.log_durably(scored.log_rows)
     except StoreError as exc:
         return ApiError(503, f"the decision was not recorded, so it is not given: {exc}")
+    _shadow(service, scored)  # a queue put: the challenger scores in its own thread
     return None
 
 
 def _predictions(service: ScoringService, scored: Scored) -> bytes:
     """The ``POST /predict`` answer: each applicant's probability, decision and reasons."""
     ref = scored.model.ref
-    all_reasons = _reasons(scored, service.config.reasons_top_k)
+    all_reasons = _reasons(scored, service.config.reasons_top_k, service.protected)
     predictions = [
         {
             "request_id": scored.request_ids[i],
             "probability": float(scored.probability[i]),
             "decision": "decline" if scored.decline[i] else "approve",
+            "explored": bool(scored.explored[i]),
             "reasons": all_reasons[i],
             "model_name": ref.name,
             "model_version": ref.version,

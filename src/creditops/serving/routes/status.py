@@ -41,9 +41,16 @@ async def ready(service: Service) -> Response:
             orjson.dumps({"ready": False, "detail": service.not_ready_reason}), 503
         )
     ref = model.ref
-    return json_response(
-        orjson.dumps({"ready": True, "model_name": ref.name, "model_version": ref.version})
-    )
+    body = {
+        "ready": True,
+        "model_name": ref.name,
+        "model_version": ref.version,
+        # "none": a version logged without a calibrator, its probability the raw score
+        "calibration": model.calibration_method,
+    }
+    if service.shadow is not None:  # [serve] shadow: which challenger, or why none
+        body["shadow"] = service.shadow.status
+    return json_response(orjson.dumps(body))
 
 
 @router.get("/model", summary="The served model and the contract", responses=error_responses(503))
@@ -67,6 +74,8 @@ async def model_info(service: Service) -> Response:
         "model_uri": ref.model_uri,
         "inference_path": "compiled" if model.fast_path else "pipeline",
         "contribution_unit": model.contribution_unit,
+        "calibration": model.calibration_method,
+        "calibrated": model.calibrated,
         "loaded_at": datetime.fromtimestamp(model.loaded_at, UTC).isoformat(),
         "load_seconds": round(model.load_seconds, 3),
         "contract": schema.describe_contract(),

@@ -1,0 +1,224 @@
+"""Label-free estimate and PD backtest benchmark, on the simulated calendar.
+
+Runs offline, in-process: the calendar (``simulation.calendar.build_calendar``),
+the outcome rules (``simulation.outcomes``), a calibrated model built as
+``creditops train`` builds one (out-of-fold raw PDs of the training split, the
+calibrator chosen by CV on them, the threshold chosen on the calibrated scale),
+and the very month providers ``creditops monitor --by month`` runs
+(``monitoring.estimate``, ``monitoring.backtest``). No service, no MLflow:
+the search is replaced by one family with its default parameters (``--family``).
+
+Figures printed, per seed:
+
+* ``none`` and ``covariate``: per month, the true through-the-door ROC AUC of
+  the served model (every applicant's true outcome, declined ones included: the
+  simulator's ground truth) against the estimate;
+  ``coverage: X % of months inside the band, mean |error| Y``;
+* ``downturn``: the first month (of the calendar; past its end the lender keeps
+  watching while loans mature) at which the backtest rule fires (a red grade,
+  or ``--yellow`` yellow grades, in any application month), against the
+  downturn's start; the estimate's error on the downturn months, for the ROC
+  AUC and for the bad rate of approved loans; the same rule on ``none``;
+* ECE and Brier score of the model on its test split, before and after calibration.
+
+Usage: ``.venv/bin/python bench/estimate.py [--seeds 0 1] [--family logreg]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import cross_val_predict
+
+from creditops import calibration, evaluate, features, schema
+from creditops.config import Settings, load_config
+from creditops.data import load_dataset, split_dataset
+from creditops.monitoring.backtest import backtest_rows
+from creditops.monitoring.estimate import estimate_performance
+from creditops.monitoring.table import MonthContext
+from creditops.simulation.calendar import Calendar, build_calendar, month_start
+from creditops.simulation.outcomes import observation_dates
+from creditops.simulation.scenarios import ScenarioSource
+
+
+class Served:
+    """A calibrated model, its threshold and its reference PDs (test split)."""
+
+    def __init__(self, settings: Settings, family: str, seed: int) -> None:
+        dataset = load_dataset(settings.data)
+        split = split_dataset(dataset, settings.data.test_size, seed)
+        self.test = split.test
+        x = schema.coerce_features(split.train)
+        y = (split.train[schema.TARGET] == schema.POSITIVE_LABEL).to_numpy(dtype=np.int64)
+        folds = settings.train.cv_folds
+        pipeline = features.build_pipeline(family, {}, seed)
+        oof = cross_val_predict(pipeline, x, y, cv=folds, method="predict_proba")[:, 1]
+        pipeline.fit(x, y)
+        self.model, self.choice = calibration.calibrated_model(
+            pipeline, "auto", oof, y, folds=folds, seed=seed
+        )
+        self.threshold = evaluate.choose_threshold(
+            y, self.model.calibrate(oof), settings.train.threshold
+        )
+        x_test = schema.coerce_features(split.test)
+        self.y_test = (split.test[schema.TARGET] == schema.POSITIVE_LABEL).to_numpy(np.int64)
+        self.raw_test = pipeline.predict_proba(x_test)[:, 1]
+        self.reference_scores = self.model.predict_proba(x_test)[:, 1]
+
+    def pds(self, calendar: Calendar) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(schema.coerce_features(calendar.features))[:, 1])
+
+
+def month_errors(calendar: Calendar, pds: np.ndarray, threshold: float, seed: int) -> pd.DataFrame:
+    """Per calendar month: true AUC and bad rate of approved, their estimates and bands."""
+    assert calendar.outcomes is not None
+    lines = []
+    for m in range(1, calendar.months + 1):
+        where = calendar.month == m
+        p, y = pds[where], calendar.outcomes[where]
+        est = estimate_performance(p, threshold, seed=seed * 1_000 + m)
+        approved = p < threshold
+        lines.append(
+            {
+                "month": m,
+                "true_auc": evaluate.roc_auc(y, p),
+                "est_auc": est.roc_auc.value,
+                "lower": est.roc_auc.lower,
+                "upper": est.roc_auc.upper,
+                "true_bad_rate_approved": float(y[approved].mean()),
+                "est_bad_rate_approved": est.bad_rate_approved.value,
+            }
+        )
+    frame = pd.DataFrame(lines)
+    frame["inside"] = (frame["lower"] <= frame["true_auc"]) & (frame["true_auc"] <= frame["upper"])
+    frame["error"] = (frame["est_auc"] - frame["true_auc"]).abs()
+    return frame
+
+
+def log_frame(calendar: Calendar, pds: np.ndarray, threshold: float, window: int) -> pd.DataFrame:
+    """The inference log a lender would hold: granted loans get their outcome's date."""
+    assert calendar.outcomes is not None
+    granted = pds < threshold
+    observed = observation_dates(
+        calendar.application_at, calendar.outcomes, calendar.default_month, window
+    )
+    return pd.DataFrame(
+        {
+            "probability": pds,
+            "decision": np.where(granted, "approve", "decline"),
+            "outcome": np.where(granted, np.where(calendar.outcomes == 1, "bad", "good"), None),
+            "application_at": calendar.application_at.to_numpy(),
+            "observed_at": observed.where(granted).to_numpy(),
+            "month": calendar.month,
+        }
+    )
+
+
+def backtest_fires(
+    frame: pd.DataFrame,
+    calendar: Calendar,
+    served: Served,
+    window: int,
+    yellow: int,
+) -> tuple[int | None, str]:
+    """The first calendar month whose run sees a red grade (or ``yellow`` yellows)."""
+    for k in range(1, calendar.months + window + 2):
+        as_of = month_start(calendar.start, k - 1)  # the run at the start of month k
+        for m in range(1, min(k, calendar.months + 1)):
+            month = frame.loc[frame["month"] == m]
+            ctx = MonthContext(
+                month=f"{month_start(calendar.start, m - 1):%Y-%m}",
+                model_version=1,
+                as_of=as_of,
+                threshold=served.threshold,
+                reference=pd.DataFrame(),
+                reference_scores=served.reference_scores,
+                performance_months=window,
+                min_rows=100,
+            )
+            rows = {r.metric: r for r in backtest_rows(month, ctx)}
+            red, yel = rows["backtest:red_bands"].value, rows["backtest:yellow_bands"].value
+            if (red or 0) >= 1 or (yel or 0) >= yellow:
+                return k, f"application month {m}: {red:.0f} red, {yel:.0f} yellow"
+    return None, "never"
+
+
+def run_seed(settings: Settings, family: str, seed: int, yellow: int) -> None:
+    started = time.perf_counter()
+    served = Served(settings, family, seed)
+    figures = calibration.calibration_figures(
+        served.y_test, served.raw_test, served.reference_scores
+    )
+    print(
+        f"seed {seed}: {family}, calibration {served.choice.method}, threshold "
+        f"{served.threshold:.3f}; test ECE {figures['ece_uncalibrated']:.4f} -> "
+        f"{figures['ece_calibrated']:.4f}, Brier {figures['brier_uncalibrated']:.4f} -> "
+        f"{figures['brier_calibrated']:.4f}"
+    )
+    source = ScenarioSource(unseen=served.test, tail=served.test.iloc[:0])
+    sim = settings.simulate
+    window = sim.performance_months
+    for scenario in ("none", "covariate", "downturn"):
+        calendar = build_calendar(scenario, source, sim, seed)
+        pds = served.pds(calendar)
+        errors = month_errors(calendar, pds, served.threshold, seed)
+        print(
+            f"  {scenario}: coverage: {100 * errors['inside'].mean():.0f} % of months inside "
+            f"the band, mean |error| {errors['error'].mean():.4f} "
+            f"({calendar.months} months x {len(calendar) // calendar.months})"
+        )
+        if scenario in ("none", "downturn"):
+            fired, why = backtest_fires(
+                log_frame(calendar, pds, served.threshold, window), calendar, served, window, yellow
+            )
+            print(
+                f"    backtest rule fires at month {fired} ({why}); drift starts at month "
+                f"{sim.drift_start_month}" + (" (no drift in none)" if scenario == "none" else "")
+            )
+        if scenario == "downturn":
+            after = errors[errors["month"] >= sim.drift_start_month]
+            gap = (after["est_bad_rate_approved"] - after["true_bad_rate_approved"]).mean()
+            print(
+                f"    from month {sim.drift_start_month}: mean |AUC error| "
+                f"{after['error'].mean():.4f}, coverage {100 * after['inside'].mean():.0f} %; "
+                f"bad rate of approved: estimated {after['est_bad_rate_approved'].mean():.4f} vs "
+                f"true {after['true_bad_rate_approved'].mean():.4f} (error {gap:+.4f})"
+            )
+    print(f"  ({time.perf_counter() - started:.0f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--family", default="logreg")
+    parser.add_argument("--yellow", type=int, default=2, help="yellow grades that fire the rule")
+    parser.add_argument("--per-month", type=int, default=None, help="applications per month")
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=None,
+        help="[simulate] jitter: the share of cells swapped between rows (0: none)",
+    )
+    args = parser.parse_args()
+    simulate: dict[str, float | int] = {}
+    if args.per_month is not None:
+        simulate["applications_per_month"] = args.per_month
+    if args.jitter is not None:
+        simulate["jitter"] = args.jitter
+    settings = load_config(None, logging={"level": "WARNING"}, simulate=simulate)
+    print(
+        f"{settings.simulate.months} months x {settings.simulate.applications_per_month}, "
+        f"jitter {settings.simulate.jitter}, downturn x{settings.simulate.downturn_factor} "
+        f"from month {settings.simulate.drift_start_month}"
+    )
+    print(f"bench/estimate.py at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    for seed in args.seeds:
+        run_seed(settings, args.family, seed, args.yellow)
+
+
+if __name__ == "__main__":
+    main()
