@@ -13,17 +13,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-TABLE_COLUMNS = (
-    "month",
-    "model_version",
-    "metric",
-    "kind",
-    "value",
-    "lower",
-    "upper",
-    "rows",
-    "detail",
-)
+from creditops.monitoring.table import TABLE_COLUMNS as STORED_COLUMNS
+
+# the columns the panels read: the monitoring table's, less its write time
+TABLE_COLUMNS = tuple(name for name in STORED_COLUMNS if name != "computed_at")
 
 
 @dataclass(frozen=True)
