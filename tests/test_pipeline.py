@@ -145,7 +145,9 @@ scenario = "concept"
     )
     result = CliRunner().invoke(app, ["--config", str(config), "pipeline"])
     out = result.stdout
-    record = json.loads((tmp_path / "reports" / "decisions" / "decision-latest.json").read_text())
+    latest = tmp_path / "reports" / "decisions" / "decision-latest.json"
+    assert latest.exists(), result.output
+    record = json.loads(latest.read_text())
     assert record["action"] == "retrain", record
     retrained = record["retrain"]
     # a challenger on these rows also misses the floor now and then: either rule refuses it

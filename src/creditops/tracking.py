@@ -250,7 +250,11 @@ def connect(config: MlflowConfig) -> TrackingClient:
             # URI's password with it
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # MLflow caches one store per URI string for the process: a relative path would
+        # keep pointing at the first working directory's database after a chdir
+        path = Path(uri.removeprefix("sqlite:///")).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{path}"
     # the store's schema set-up chatter is not the user's business
     for noisy in ("mlflow.store.db.utils", "alembic", "mlflow.tracking._tracking_service.client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
