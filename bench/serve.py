@@ -12,6 +12,7 @@ server under test: figures are what this machine gives, not the server alone.
     .venv/bin/python bench/serve.py --duration 5    # a quick look
     .venv/bin/python bench/serve.py --starts 9 --first-answer-only   # start-up only: 9 cold starts
     .venv/bin/python bench/serve.py --durability    # async vs acknowledged log, c=8, same run
+    .venv/bin/python bench/serve.py --shadow        # shadow scoring off vs on, c=8, same run
 """
 
 from __future__ import annotations
@@ -96,19 +97,28 @@ def temporary_champion(root: Path, family: str) -> Settings:
 
 
 def write_config(
-    settings: Settings, path: Path, store_url: str, runs_log: Path, durability: str = "async"
+    settings: Settings,
+    path: Path,
+    store_url: str,
+    runs_log: Path,
+    durability: str = "async",
+    serve: dict[str, Any] | None = None,
 ) -> None:
     lines = ["[mlflow]"]
     for key, value in settings.mlflow.model_dump(mode="json").items():
         lines.append(f"{key} = {json.dumps(value)}")
     lines += ["[serve]", f"store_url = {json.dumps(store_url)}", "poll_seconds = 10.0"]
     lines += [f"durability = {json.dumps(durability)}"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in (serve or {}).items()]
     lines += ["[logging]", f"runs_log = {json.dumps(str(runs_log))}"]
     path.write_text("\n".join(lines) + "\n")
 
 
 def start_creditops(
-    settings: Settings, folder: Path, durability: str = "async"
+    settings: Settings,
+    folder: Path,
+    durability: str = "async",
+    serve: dict[str, Any] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int, float]:
     """`creditops serve` on a free port, its inference log and run log in ``folder``.
 
@@ -116,7 +126,7 @@ def start_creditops(
     """
     config = folder / "creditops.toml"
     store_url = f"sqlite:///{folder / 'inferences.db'}"
-    write_config(settings, config, store_url, folder / "runs.log", durability)
+    write_config(settings, config, store_url, folder / "runs.log", durability, serve)
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -285,6 +295,102 @@ def compare_durability(settings: Settings, workdir: Path, wrk: str, duration: in
     print(f"raw figures: {workdir / 'durability.json'}")
 
 
+def add_challenger(settings: Settings, family: str) -> int:
+    """A second version (``family``, other hyperparameters) under the ``challenger`` alias."""
+    params = {
+        "xgboost": {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.08},
+        "lightgbm": {"n_estimators": 200, "num_leaves": 7, "learning_rate": 0.08},
+        "random_forest": {"n_estimators": 60, "max_depth": 8},
+        "logreg": {"C": 0.1},
+    }[family]
+    dataset = load_dataset(settings.data)
+    pipeline = features.build_pipeline(family, params, seed=1).fit(dataset.features, dataset.target)
+    client = registry.connect(settings.mlflow)
+    ref = registry.register_fitted(
+        client,
+        settings.mlflow.registered_model,
+        pipeline,
+        family=family,
+        threshold=0.4,
+        data_hash=dataset.data_hash,
+        run_name=f"bench-{family}-challenger",
+    )
+    registry.set_alias(client, settings.mlflow.registered_model, registry.CHALLENGER, ref.version)
+    return ref.version
+
+
+def compare_shadow(
+    settings: Settings, workdir: Path, wrk: str, duration: int, family: str, rounds: int = 2
+) -> None:
+    """Champion answers at c=8 with shadow scoring off and on, alternated ``rounds`` times."""
+    version = add_challenger(settings, family)
+    print(f"challenger: v{version} ({family}), shadowed when on", flush=True)
+    bodies = {
+        "predict": json.dumps(records(1)).encode(),
+        "invocations": json.dumps({"dataframe_records": records(1)}).encode(),
+    }
+    figures: dict[str, list[dict[str, float]]] = {}
+    for round_ in range(rounds):
+        for shadow in (False, True):
+            mode = "on" if shadow else "off"
+            folder = workdir / f"shadow-{mode}-{round_}"
+            folder.mkdir()
+            serve = {"shadow": shadow}
+            process, port, started = start_creditops(settings, folder, serve=serve)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_first_answer(f"{base}/invocations", bodies["invocations"], process, started)
+                if shadow:  # the challenger loads at the first poll: wait for it
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline:
+                        ready = httpx.get(f"{base}/ready", timeout=5).json()
+                        if str(ready.get("shadow", "")).startswith("shadowing"):
+                            break
+                        time.sleep(0.5)
+                    print(f"  /ready shadow: {ready.get('shadow')}", flush=True)
+                for name, body in bodies.items():
+                    url = f"{base}/{name}"
+                    warm_up(url, body)
+                    stats = run_wrk(wrk, url, body, 8, duration, folder)
+                    figures.setdefault(f"{name} {mode}", []).append(stats)
+                    print(
+                        f"  round {round_ + 1} shadow {mode:3s} {name:11s} c=8: {stats['rps']:8.0f} "
+                        f"req/s  p50 {stats['p50_ms']:.2f} ms  p99 {stats['p99_ms']:.2f} ms  "
+                        f"non-2xx {stats['errors']:.0f}",
+                        flush=True,
+                    )
+            finally:
+                stop(process)
+            if shadow:
+                from creditops.serving.shadow_log import read_shadow
+                from creditops.serving.store import InferenceStore
+
+                url = f"sqlite:///{folder / 'inferences.db'}"
+                store = InferenceStore(url)
+                logged = store.count()
+                store.close()
+                print(
+                    f"  round {round_ + 1}: {len(read_shadow(url))} rows shadow-scored for "
+                    f"{logged} champion rows logged",
+                    flush=True,
+                )
+    print("summary (median over rounds; target: on >= 90 % of off, p99 within +1 ms)")
+    for name in bodies:
+        off, on = figures[f"{name} off"], figures[f"{name} on"]
+        rps_off = statistics.median(s["rps"] for s in off)
+        rps_on = statistics.median(s["rps"] for s in on)
+        p99_off = statistics.median(s["p99_ms"] for s in off)
+        p99_on = statistics.median(s["p99_ms"] for s in on)
+        ratio, extra = rps_on / rps_off, p99_on - p99_off
+        verdict = "PASS" if ratio >= 0.9 and extra <= 1.0 else "MISS"
+        print(
+            f"  {name:11s}: off {rps_off:.0f} req/s p99 {p99_off:.2f} ms; on {rps_on:.0f} req/s "
+            f"p99 {p99_on:.2f} ms; throughput {ratio:.1%}, p99 {extra:+.2f} ms  {verdict}"
+        )
+    (workdir / "shadow.json").write_text(json.dumps(figures, indent=2))
+    print(f"raw figures: {workdir / 'shadow.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -310,6 +416,11 @@ def main() -> None:
         action="store_true",
         help="only compare [serve] durability async vs acknowledged (c=8 /invocations)",
     )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="only compare [serve] shadow off vs on (champion answers at c=8, same run)",
+    )
     args = parser.parse_args()
     wrk = "" if args.first_answer_only else ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -333,6 +444,9 @@ def main() -> None:
 
     if args.durability:
         compare_durability(settings, workdir, wrk, args.duration)
+        return
+    if args.shadow:
+        compare_shadow(settings, workdir, wrk, args.duration, ref.family or args.family)
         return
     one = json.dumps({"dataframe_records": records(1)}).encode()
     if args.first_answer_only:
