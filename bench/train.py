@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import original_features
 from creditops import evaluate, registry
-from creditops.config import default_grid, load_config
+from creditops.config import load_config
 from creditops.data import load_dataset, split_dataset
+from creditops.search_space import default_grid
 from creditops.training.run import run_training
 from creditops.training.sections import TrainingSections
 
