@@ -98,7 +98,9 @@ def main() -> None:
         "--scorecard-only", action="store_true", help="only the scorecard vs the boosters"
     )
     parser.add_argument(
-        "--fairness-only", action="store_true", help="only protected attributes excluded vs included"
+        "--fairness-only",
+        action="store_true",
+        help="only protected attributes excluded vs included",
     )
     args = parser.parse_args()
     if args.fairness_only:

@@ -199,7 +199,9 @@ def _record_check(summary: PipelineSummary, decision: TriggerDecision) -> None:
     retrained = decision.retrain
     if retrained is not None:
         verdict = (
-            "PROMOTED" if retrained.promoted else f"REFUSED by the gate (rule {retrained.gate_rule})"
+            "PROMOTED"
+            if retrained.promoted
+            else f"REFUSED by the gate (rule {retrained.gate_rule})"
         )
         summary.retrain = f"v{retrained.challenger_version} {verdict}: {retrained.reason}"
     else:
