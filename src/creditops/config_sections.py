@@ -341,8 +341,9 @@ class CheckConfig(Section):
     # realised rules pool matured outcomes of the newest months up to this many;
     # with fewer in all they abstain (early defaults alone are a biased sample)
     min_matured_rows: int = Field(200, ge=1)
-    # the PD backtest rule fires on a red band, or on this many yellow ones
-    backtest_max_yellow: int = Field(2, ge=1)
+    # the PD backtest rule fires on a red band, or on this many yellow ones (a yellow is a
+    # 5 % test per grade: with 10 grades, 2 yellows happen by chance in ~9 % of months)
+    backtest_max_yellow: int = Field(3, ge=1)
     # early defaults: the look-back's open vintages default faster than the
     # champion's first vintages (ratio of observed to expected bads, one-sided p)
     early_default_ratio: float = Field(1.3, gt=1.0)
