@@ -80,19 +80,7 @@ def temporary_champion(root: Path, family: str) -> Settings:
         "random_forest": {"n_estimators": 100, "max_depth": 10, "min_samples_split": 10},
         "logreg": {"C": 0.5},
     }[family]
-    dataset = load_dataset(settings.data)
-    pipeline = features.build_pipeline(family, params, seed=0).fit(dataset.features, dataset.target)
-    client = registry.connect(settings.mlflow)
-    ref = registry.register_fitted(
-        client,
-        settings.mlflow.registered_model,
-        pipeline,
-        family=family,
-        threshold=0.4,
-        data_hash=dataset.data_hash,
-        run_name=f"bench-{family}",
-    )
-    registry.set_alias(client, settings.mlflow.registered_model, registry.CHAMPION, ref.version)
+    register_version(settings, family, params, seed=0, alias=registry.CHAMPION)
     return settings
 
 
@@ -295,16 +283,14 @@ def compare_durability(settings: Settings, workdir: Path, wrk: str, duration: in
     print(f"raw figures: {workdir / 'durability.json'}")
 
 
-def add_challenger(settings: Settings, family: str) -> int:
-    """A second version (``family``, other hyperparameters) under the ``challenger`` alias."""
-    params = {
-        "xgboost": {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.08},
-        "lightgbm": {"n_estimators": 200, "num_leaves": 7, "learning_rate": 0.08},
-        "random_forest": {"n_estimators": 60, "max_depth": 8},
-        "logreg": {"C": 0.1},
-    }[family]
+def register_version(
+    settings: Settings, family: str, params: dict[str, Any], *, seed: int, alias: str
+) -> int:
+    """``family`` with ``params`` fitted on the whole dataset, registered under ``alias``."""
     dataset = load_dataset(settings.data)
-    pipeline = features.build_pipeline(family, params, seed=1).fit(dataset.features, dataset.target)
+    pipeline = features.build_pipeline(family, params, seed=seed).fit(
+        dataset.features, dataset.target
+    )
     client = registry.connect(settings.mlflow)
     ref = registry.register_fitted(
         client,
@@ -313,10 +299,21 @@ def add_challenger(settings: Settings, family: str) -> int:
         family=family,
         threshold=0.4,
         data_hash=dataset.data_hash,
-        run_name=f"bench-{family}-challenger",
+        run_name=f"bench-{family}-{alias}",
     )
-    registry.set_alias(client, settings.mlflow.registered_model, registry.CHALLENGER, ref.version)
+    registry.set_alias(client, settings.mlflow.registered_model, alias, ref.version)
     return ref.version
+
+
+def add_challenger(settings: Settings, family: str) -> int:
+    """A second version (``family``, other hyperparameters) under the ``challenger`` alias."""
+    params = {
+        "xgboost": {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.08},
+        "lightgbm": {"n_estimators": 200, "num_leaves": 7, "learning_rate": 0.08},
+        "random_forest": {"n_estimators": 60, "max_depth": 8},
+        "logreg": {"C": 0.1},
+    }[family]
+    return register_version(settings, family, params, seed=1, alias=registry.CHALLENGER)
 
 
 def compare_shadow(
