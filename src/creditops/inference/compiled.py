@@ -3,7 +3,7 @@
 The fitted preprocessing (median imputation, log, scaling, missing
 indicators, one-hot) becomes a few numpy operations on the raw float matrix
 (:mod:`creditops.inference.raw`), and the classifier is called through its own
-fast entry point (XGBoost ``inplace_predict``, the LightGBM booster,
+fast entry point (XGBoost ``inplace_predict``, LightGBM's trees rewritten for XGBoost's predictor (:mod:`creditops.inference.lightgbm_trees`),
 ``expit(X @ coef + b)`` for the logistic regression, a vectorised walk of all
 trees for the random forest). A step this module does not reproduce exactly
 raises :class:`UnsupportedStepError`: the scorer then uses the pipeline itself.
@@ -13,6 +13,7 @@ The contribution functions each compiled model carries are in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -25,6 +26,7 @@ from creditops.inference import contributions
 from creditops.inference.raw import RAW_INDEX, Matrix
 
 if TYPE_CHECKING:
+    import lightgbm
     from lightgbm import LGBMClassifier
     from sklearn.base import BaseEstimator, TransformerMixin
     from sklearn.ensemble import RandomForestClassifier
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from xgboost import XGBClassifier
 
 Op = Callable[[Matrix], Matrix]
+log = logging.getLogger(__name__)
 
 
 class UnsupportedStepError(Exception):
@@ -181,6 +184,9 @@ class CompiledModel:
     contribute: Callable[[Matrix], Matrix] | None
     unit: str
     contribute_path: Callable[[Matrix], Matrix] | None = None
+    # how far its probabilities may be from the pipeline's (the load-time probe check):
+    # float64 arithmetic agrees to 1e-9; XGBoost's float32 margins over LightGBM trees to 1e-6
+    tolerance: float = 1e-9
 
     def contributions(self, x: Matrix, method: str) -> Matrix | None:
         """Per-column contributions by ``method``: "shap" (exact) or "path" (decision path)."""
@@ -258,12 +264,32 @@ def _compile_lightgbm(model: LGBMClassifier) -> CompiledModel:
     booster = model.booster_
     if model.objective_ != "binary":
         raise UnsupportedStepError(f"LightGBM objective {model.objective_}")
+    predict, tolerance = _lightgbm_predictor(booster)
     return CompiledModel(
-        predict=lambda x: cast("Matrix", booster.predict(x, num_threads=1)),
+        predict=predict,
+        tolerance=tolerance,
         contribute=contributions.lightgbm_shap(booster),
         unit="log-odds",
         contribute_path=contributions.lightgbm_path_contributions(booster),
     )
+
+
+def _lightgbm_predictor(booster: lightgbm.Booster) -> tuple[Callable[[Matrix], Matrix], float]:
+    """XGBoost's predictor on the rewritten trees (float32: agrees to 1e-6), or LightGBM's own."""
+    from creditops.inference import lightgbm_trees
+
+    try:
+        rewritten = lightgbm_trees.rewrite(booster).booster
+    except lightgbm_trees.UnsupportedTreeError as exc:
+        log.info("LightGBM trees not rewritten for XGBoost's predictor (%s)", exc)
+        return lambda x: cast("Matrix", booster.predict(x, num_threads=1)), 1e-9
+
+    def predict(x: Matrix) -> Matrix:
+        return rewritten.inplace_predict(  # type: ignore[no-any-return]
+            x, predict_type="value", missing=np.nan, validate_features=False
+        )
+
+    return predict, 1e-6
 
 
 def _compile_forest(model: RandomForestClassifier) -> CompiledModel:

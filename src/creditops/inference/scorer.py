@@ -214,7 +214,7 @@ def _probe_agrees(loaded: LoadedModel) -> bool:
     got = np.asarray(loaded.model.predict(loaded._transformed(probe)), dtype=np.float64)
     loaded.score(probe[:CONTRIBUTION_PROBE_ROWS], reasons=True)
     gap = float(np.max(np.abs(got - expected)))
-    if gap > AGREEMENT_TOLERANCE:
+    if gap > max(AGREEMENT_TOLERANCE, loaded.model.tolerance):
         log.error(
             "model %s v%s: compiled path differs from the pipeline by %.3g on probe rows; "
             "serving the pipeline itself",
