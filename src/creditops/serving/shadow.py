@@ -25,7 +25,7 @@ import numpy as np
 
 from creditops.inference.scorer import LoadedModel
 from creditops.serving.metrics import ServiceMetrics
-from creditops.serving.shadow_log import ShadowRow, ShadowWriter, lower_priority
+from creditops.serving.shadow_log import ShadowBatch, ShadowWriter
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,6 @@ class ShadowScorer:
         self._writer.close(timeout)
 
     def _run(self) -> None:
-        lower_priority()
         stopping = False
         while not stopping:
             jobs, stopping = self._gather()
@@ -169,23 +168,14 @@ class ShadowScorer:
             rows += len(job.request_ids)
         return jobs, False
 
-    def _score(self, model: LoadedModel, job: ShadowJob) -> list[ShadowRow]:
-        probability = model.score(job.raw, reasons=False).probability
+    def _score(self, model: LoadedModel, job: ShadowJob) -> ShadowBatch:
+        probability = np.asarray(model.score(job.raw, reasons=False).probability, dtype=float)
         threshold = float(model.ref.threshold)
-        approved = probability < threshold
-        agreed = int(np.sum(approved == job.champion_approved))
-        self.rows += len(approved)
+        agreed = int(np.sum((probability < threshold) == job.champion_approved))
+        self.rows += len(probability)
         self.agreements += agreed
-        self.metrics.shadow_rows.inc(len(approved))
+        self.metrics.shadow_rows.inc(len(probability))
         self.metrics.shadow_agreements.inc(agreed)
-        return [
-            ShadowRow(
-                request_id=request_id,
-                model_name=model.ref.name,
-                model_version=model.ref.version,
-                probability=float(p),
-                decision="approve" if ok else "decline",
-                threshold=threshold,
-            )
-            for request_id, p, ok in zip(job.request_ids, probability, approved, strict=True)
-        ]
+        return ShadowBatch(
+            job.request_ids, model.ref.name, model.ref.version, probability, threshold
+        )

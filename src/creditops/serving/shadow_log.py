@@ -21,17 +21,15 @@ a row that cannot be written is counted and logged, never retried forever.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -66,15 +64,6 @@ shadow_inferences = sa.Table(
 )
 
 
-def lower_priority() -> None:
-    """Lower the calling thread's CPU priority (on Linux a thread id is a process id here).
-
-    The shadow threads then take the cores the champion's requests leave idle.
-    """
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
 @dataclass(frozen=True)
 class ShadowRow:
     """The challenger's score of one applicant."""
@@ -85,6 +74,36 @@ class ShadowRow:
     probability: float
     decision: str
     threshold: float
+
+
+@dataclass(frozen=True)
+class ShadowBatch:
+    """The challenger's scores of many applicants, by column (no object per applicant)."""
+
+    request_ids: Sequence[str]
+    model_name: str
+    model_version: int
+    probability: np.ndarray
+    threshold: float
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def records(self, created_at: object) -> list[tuple[object, ...]]:
+        """One tuple per applicant, in the order of :data:`COLUMNS`."""
+        name, version, threshold = self.model_name, self.model_version, self.threshold
+        return [
+            (
+                rid,
+                name,
+                version,
+                p,
+                "approve" if p < threshold else "decline",
+                threshold,
+                created_at,
+            )
+            for rid, p in zip(self.request_ids, self.probability.tolist(), strict=True)
+        ]
 
 
 def shadow_engine(url: str) -> sa.engine.Engine:
@@ -101,22 +120,58 @@ def shadow_engine(url: str) -> sa.engine.Engine:
 
 def write_shadow_rows(engine: sa.engine.Engine, rows: Sequence[ShadowRow]) -> int:
     """Insert ``rows`` in one transaction; a request id already stored is left as it was."""
-    if not rows:
-        return 0
+    now = _created_at(engine)
+    return _insert(
+        engine,
+        [
+            (
+                r.request_id,
+                r.model_name,
+                r.model_version,
+                r.probability,
+                r.decision,
+                r.threshold,
+                now,
+            )
+            for r in rows
+        ],
+    )
+
+
+def write_shadow_batches(engine: sa.engine.Engine, batches: Sequence[ShadowBatch]) -> int:
+    """Insert every applicant of ``batches`` in one transaction (ids already stored are kept)."""
+    now = _created_at(engine)
+    return _insert(engine, [record for batch in batches for record in batch.records(now)])
+
+
+def _created_at(engine: sa.engine.Engine) -> object:
+    """Now (UTC), as the driver takes it for the ``created_at`` column."""
+    process = shadow_inferences.c.created_at.type.bind_processor(engine.dialect)
     now = datetime.now(UTC)
-    values = [{**row.__dict__, "created_at": now} for row in rows]
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    return process(now) if process is not None else now
 
-        statement: Any = pg_insert(shadow_inferences).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        statement = sqlite_insert(shadow_inferences).on_conflict_do_nothing()
+def _insert(engine: sa.engine.Engine, records: list[tuple[object, ...]]) -> int:
+    """The records through the driver's own ``executemany``: a C loop, not a Python one.
+
+    The shadow writer shares the process (and its GIL) with the request path: a
+    statement run by the driver holds the interpreter for far less time than
+    SQLAlchemy's per-row parameter processing.
+    """
+    if not records:
+        return 0
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(engine.dialect.paramstyle)
+    if mark is None:
+        raise StoreError(
+            f"shadow log: driver parameter style {engine.dialect.paramstyle!r} is not supported"
+        )
+    statement = (
+        f"INSERT INTO {shadow_inferences.name} ({', '.join(COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(COLUMNS))}) ON CONFLICT (request_id) DO NOTHING"
+    )
     with engine.begin() as connection:
-        connection.execute(statement, values)
-    return len(values)
+        connection.exec_driver_sql(statement, records)
+    return len(records)
 
 
 def read_shadow(url: str, model_version: int | None = None) -> pd.DataFrame:
@@ -158,7 +213,10 @@ class ShadowWriter:
     ) -> None:
         self._engine = shadow_engine(url)
         self._on_failure = on_failure
-        self._queue: queue.Queue[ShadowRow | None] = queue.Queue(maxsize=max_rows)
+        self._queue: queue.Queue[ShadowBatch | None] = queue.Queue()
+        self._max_rows = max_rows
+        self._held = 0  # rows queued, not yet taken by the writer
+        self._lock = threading.Lock()
         self._flush_seconds = flush_seconds
         self.written = 0
         self.dropped = 0
@@ -166,13 +224,14 @@ class ShadowWriter:
         self._thread = threading.Thread(target=self._run, name="shadow-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: Sequence[ShadowRow]) -> None:
-        """Queue ``rows``; never blocks (a full queue drops and counts them)."""
-        for row in rows:
-            try:
-                self._queue.put_nowait(row)
-            except queue.Full:
-                self.dropped += 1
+    def submit(self, batch: ShadowBatch) -> None:
+        """Queue ``batch``; never blocks (beyond ``max_rows`` held, it is dropped and counted)."""
+        with self._lock:
+            if self._held + len(batch) > self._max_rows:
+                self.dropped += len(batch)
+                return
+            self._held += len(batch)
+        self._queue.put_nowait(batch)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop."""
@@ -181,41 +240,43 @@ class ShadowWriter:
         self._engine.dispose()
 
     def _run(self) -> None:
-        lower_priority()
         stopping = False
         while not stopping:
-            batch: list[ShadowRow] = []
             try:
                 first = self._queue.get(timeout=self._flush_seconds)
             except queue.Empty:
                 continue
+            batches: list[ShadowBatch] = []
             if first is None:
                 stopping = True
             else:
-                batch.append(first)
+                batches.append(first)
                 # let rows gather: one insert of many rows costs little more than of one
                 time.sleep(self._flush_seconds)
-            while len(batch) < 20_000:
+            while not stopping:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
                     stopping = True
-                    break
-                batch.append(item)
-            self._write(batch)
+                else:
+                    batches.append(item)
+            with self._lock:
+                self._held -= sum(len(b) for b in batches)
+            self._write(batches)
 
-    def _write(self, batch: list[ShadowRow]) -> None:
+    def _write(self, batches: list[ShadowBatch]) -> None:
+        rows = sum(len(b) for b in batches)
         try:
-            self.written += write_shadow_rows(self._engine, batch)
-        except SQLAlchemyError as exc:
-            self.failed += len(batch)
+            self.written += write_shadow_batches(self._engine, batches)
+        except (SQLAlchemyError, StoreError) as exc:
+            self.failed += rows
             if self._on_failure is not None:
-                self._on_failure(len(batch))
+                self._on_failure(rows)
             log.error(
                 "shadow log: %d challenger rows could not be written (%s); the champion's "
                 "answers and log are unaffected",
-                len(batch),
+                rows,
                 redact_text(str(exc)),
             )
