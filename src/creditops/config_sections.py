@@ -344,6 +344,10 @@ class CheckConfig(Section):
     # the PD backtest rule fires on a red band, or on this many yellow ones (a yellow is a
     # 5 % test per grade: with 10 grades, 2 yellows happen by chance in ~9 % of months)
     backtest_max_yellow: int = Field(3, ge=1)
+    # the realised rules (auc_drop, backtest) fire only when the breach holds on the
+    # newest `confirm_months` evidence sets: the newest backtested months each breach,
+    # and the pooled ROC AUC of the months before the pooled ones breaches too; 1 = at once
+    confirm_months: int = Field(2, ge=1, le=6)
     # early defaults: the look-back's open vintages default faster than the
     # champion's first vintages (ratio of observed to expected bads, one-sided p)
     early_default_ratio: float = Field(1.3, gt=1.0)

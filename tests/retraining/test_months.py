@@ -26,7 +26,11 @@ from creditops.training.sections import TrainingSections
 from support import make_settings
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-CONFIG = CheckConfig(months=3, min_matured_rows=300, max_auc_drop=0.05, backtest_max_yellow=2)
+# one breach fires here; the confirmation of a breach (confirm_months) has its own tests
+CONFIG = CheckConfig(
+    months=3, min_matured_rows=300, max_auc_drop=0.05, backtest_max_yellow=2, confirm_months=1
+)
+CONFIRM = CONFIG.model_copy(update={"confirm_months": 2})
 TRAINING_AUC = 0.85
 
 
@@ -74,8 +78,8 @@ def _evidence(tmp_path: Path, *months: list[MonitoringRow]) -> list[monthly.Mont
     return read[1]
 
 
-def _rules(evidence: list[monthly.MonthEvidence]) -> dict[str, Any]:
-    return {r.rule: r for r in monthly.month_rules(evidence, CONFIG, TRAINING_AUC)}
+def _rules(evidence: list[monthly.MonthEvidence], config: CheckConfig = CONFIG) -> dict[str, Any]:
+    return {r.rule: r for r in monthly.month_rules(evidence, config, TRAINING_AUC)}
 
 
 def test_drift_rules_judge_the_first_month(tmp_path: Path) -> None:
@@ -163,6 +167,40 @@ def test_the_backtest_rule(tmp_path: Path, lights: tuple[int, int] | None, state
     rule = _rules(_evidence(tmp_path, older if lights is None else [], newest))["backtest"]
     assert rule.state == ("quiet" if lights is None else state)
     assert rule.months == (("2025-01",) if lights is None else ("2025-02",))
+
+
+def test_a_realised_breach_fires_only_when_the_earlier_pool_breaches_too(
+    tmp_path: Path,
+) -> None:
+    months = [
+        _month("2025-01", mature=True, auc=0.90, auc_rows=500),
+        _month("2025-02", mature=True, auc=0.70, auc_rows=200),
+        _month("2025-03", mature=True, auc=0.76, auc_rows=200),
+    ]
+    rule = _rules(_evidence(tmp_path, *months), CONFIRM)["auc_drop"]
+    # the newest pool (02, 03: 0.73) breaches; the months before it (01 alone: 0.90) do not
+    assert rule.state == "quiet" and "not confirmed: 0 of the 1" in rule.reason
+    assert rule.value == pytest.approx(TRAINING_AUC - 0.73)
+
+    months[0] = _month("2025-01", mature=True, auc=0.72, auc_rows=500)  # now they do
+    rule = _rules(_evidence(tmp_path / "b", *months), CONFIRM)["auc_drop"]
+    assert rule.state == "fired" and "confirmed on the 1 earlier" in rule.reason
+
+
+@pytest.mark.parametrize(
+    ("before", "state"), [((0, 0), "quiet"), ((0, 2), "fired"), ((1, 0), "fired"), (None, "quiet")]
+)
+def test_a_backtest_breach_fires_only_when_the_month_before_breached_too(
+    tmp_path: Path, before: tuple[int, int] | None, state: str
+) -> None:
+    older = [] if before is None else [_month("2025-01", mature=True, lights=before)]
+    newest = _month("2025-02", mature=True, lights=(0, 3))
+    rule = _rules(_evidence(tmp_path, *older, newest), CONFIRM)["backtest"]
+    assert rule.state == state
+    if before is None:
+        assert "only 0 earlier backtested month(s) yet" in rule.reason
+    else:
+        assert rule.months == ("2025-01", "2025-02")
 
 
 def test_no_backtest_at_all_abstains(tmp_path: Path) -> None:

@@ -18,6 +18,12 @@ which and why):
   no realised figure, is below the training ROC AUC minus ``max_auc_drop``;
 * ``backtest`` (realised): the newest month with a PD backtest fires on a red
   band, or on ``backtest_max_yellow`` yellow ones.
+
+Both realised rules fire only when confirmed (``confirm_months``, default 2):
+the same breach on the backtested month(s) before, and on the pooled ROC AUC
+of the months before the pooled ones (disjoint outcomes). The monthly check repeats its tests every
+month; over 24 months a 5 % test breaches by chance in most quiet runs, two
+months in a row rarely.
 """
 
 from __future__ import annotations
@@ -152,15 +158,51 @@ def rule_realised_auc(
         return _result("auc_drop", None, limit, False, reason, months=used, rows=rows)
     drop = baseline - pooled.auc
     upper = pooled.auc + 1.96 * pooled.standard_error
-    fired = drop > limit and upper < baseline
+    breach = drop > limit and upper < baseline
+    confirmed, checks = _confirmations(months, config, baseline, pooled) if breach else (0, 0)
+    fired = breach and confirmed == checks
     reason = (
         f"realised ROC AUC {pooled.auc:.4f} (95 % up to {upper:.4f}) on {rows} matured "
         f"outcomes ({used[0]}..{used[-1]}) vs {baseline:.4f} on the granted test applicants: "
         f"drop {drop:+.4f} {'>' if drop > limit else '<='} max_auc_drop {limit:.4f}"
-        + ("" if fired or drop <= limit else ", within the sampling error")
+        + ("" if breach or drop <= limit else ", within the sampling error")
+        + (_confirmation_text(confirmed, checks) if breach else "")
     )
     return _result(
         "auc_drop", drop, limit, fired, reason, months=used, evidence="realised", rows=rows
+    )
+
+
+def _confirmations(
+    months: list[MonthEvidence], config: CheckConfig, baseline: float, pooled: PooledAuc
+) -> tuple[int, int]:
+    """How many of the ``confirm_months - 1`` earlier pools also breach.
+
+    Each earlier pool is made of the months before the previous pool's: disjoint
+    outcomes, so a chance breach is not confirmed by the same loans again.
+    """
+    checks, confirmed, left = config.confirm_months - 1, 0, list(months)
+    for _ in range(checks):
+        taken = set(pooled.months)
+        left = [m for m in left if m.month not in taken and m.month < min(taken)]
+        pooled = pooled_realised_auc(left, config.min_matured_rows)
+        if pooled.auc is None:
+            break
+        upper = pooled.auc + 1.96 * pooled.standard_error
+        if not (baseline - pooled.auc > config.max_auc_drop and upper < baseline):
+            break
+        confirmed += 1
+    return confirmed, checks
+
+
+def _confirmation_text(confirmed: int, checks: int) -> str:
+    if checks == 0:
+        return ""
+    if confirmed == checks:
+        return f"; confirmed on the {checks} earlier evidence set(s) (confirm_months)"
+    return (
+        f"; not confirmed: {confirmed} of the {checks} earlier evidence set(s) breach "
+        "(confirm_months): a single breach is the chance a monthly check runs every month"
     )
 
 
@@ -201,19 +243,30 @@ def rule_backtest(months: list[MonthEvidence], config: CheckConfig) -> RuleResul
         return _result("backtest", None, limit, False, reason)
     m = known[-1]
     red, yellow = m.red_bands or 0, m.yellow_bands or 0
-    fired = red > 0 or yellow >= config.backtest_max_yellow
+
+    def breaches(month: MonthEvidence) -> bool:
+        return (month.red_bands or 0) > 0 or (month.yellow_bands or 0) >= limit
+
+    breach = breaches(m)
+    earlier = known[-config.confirm_months : -1] if config.confirm_months > 1 else []
+    checks = config.confirm_months - 1
+    confirmed = sum(1 for e in earlier if breaches(e)) if breach else 0
+    fired = breach and confirmed == checks
     reason = (
         f"{m.month}: PD backtest {red} red and {yellow} yellow band(s) "
-        f"({'fires' if fired else 'quiet'}: a red band, or backtest_max_yellow "
-        f"{config.backtest_max_yellow} yellow, fires)"
+        f"({'breach' if breach else 'quiet'}: a red band, or backtest_max_yellow "
+        f"{config.backtest_max_yellow} yellow, breaches)"
+        + (_confirmation_text(confirmed, checks) if breach else "")
     )
+    if breach and confirmed < checks and len(earlier) < checks:
+        reason += f" (only {len(earlier)} earlier backtested month(s) yet)"
     return _result(
         "backtest",
         float(red + yellow if fired else yellow),
         limit,
         fired,
         reason,
-        months=(m.month,),
+        months=(*(e.month for e in earlier), m.month),
         evidence="realised",
     )
 
