@@ -15,8 +15,10 @@ Figures printed, per seed:
   simulator's ground truth) against the estimate;
   ``coverage: X % of months inside the band, mean |error| Y``;
 * ``downturn``: the first month (of the calendar; past its end the lender keeps
-  watching while loans mature) at which the backtest rule fires (a red grade,
-  or ``--yellow`` yellow grades, in any application month), against the
+  watching while loans mature) at which the check's backtest rule fires
+  (``retraining.months.rule_backtest`` with ``[check]``: a red grade or
+  ``backtest_max_yellow`` yellow ones on the newest backtested month, confirmed
+  on the month before; ``--yellow`` and ``--confirm`` override), against the
   downturn's start; the estimate's error on the downturn months, for the ROC
   AUC and for the bad rate of approved loans; the same rule on ``none``;
 * ECE and Brier score of the model on its test split, before and after calibration.
@@ -35,11 +37,13 @@ import pandas as pd
 from sklearn.model_selection import cross_val_predict
 
 from creditops import calibration, evaluate, features, schema
-from creditops.config import Settings, load_config
+from creditops.config import CheckConfig, Settings, load_config
 from creditops.data import load_dataset, split_dataset
 from creditops.monitoring.backtest import backtest_rows
 from creditops.monitoring.estimate import estimate_performance
-from creditops.monitoring.table import MonthContext
+from creditops.monitoring.table import MonitoringRow, MonthContext
+from creditops.retraining.evidence import months_evidence
+from creditops.retraining.months import rule_backtest
 from creditops.simulation.calendar import Calendar, build_calendar, month_start
 from creditops.simulation.outcomes import observation_dates
 from creditops.simulation.scenarios import ScenarioSource
@@ -82,6 +86,14 @@ def month_errors(calendar: Calendar, pds: np.ndarray, threshold: float, seed: in
         p, y = pds[where], calendar.outcomes[where]
         est = estimate_performance(p, threshold, seed=seed * 1_000 + m)
         approved = p < threshold
+        # a perfect estimator's error: outcomes drawn from the PDs themselves (20 draws)
+        rng = np.random.default_rng(seed * 1_000 + m)
+        floor = np.mean(
+            [
+                abs(evaluate.roc_auc(rng.random(p.size) < p, p) - est.roc_auc.value)
+                for _ in range(20)
+            ]
+        )
         lines.append(
             {
                 "month": m,
@@ -91,6 +103,7 @@ def month_errors(calendar: Calendar, pds: np.ndarray, threshold: float, seed: in
                 "upper": est.roc_auc.upper,
                 "true_bad_rate_approved": float(y[approved].mean()),
                 "est_bad_rate_approved": est.bad_rate_approved.value,
+                "floor": floor,
             }
         )
     frame = pd.DataFrame(lines)
@@ -119,19 +132,17 @@ def log_frame(calendar: Calendar, pds: np.ndarray, threshold: float, window: int
 
 
 def backtest_fires(
-    frame: pd.DataFrame,
-    calendar: Calendar,
-    served: Served,
-    window: int,
-    yellow: int,
+    frame: pd.DataFrame, calendar: Calendar, served: Served, window: int, check: CheckConfig
 ) -> tuple[int | None, str]:
-    """The first calendar month whose run sees a red grade (or ``yellow`` yellows)."""
+    """The first monthly run at which the check's backtest rule fires (``[check]`` settings)."""
     for k in range(1, calendar.months + window + 2):
         as_of = month_start(calendar.start, k - 1)  # the run at the start of month k
+        rows: list[MonitoringRow] = []
         for m in range(1, min(k, calendar.months + 1)):
             month = frame.loc[frame["month"] == m]
+            label = f"{month_start(calendar.start, m - 1):%Y-%m}"
             ctx = MonthContext(
-                month=f"{month_start(calendar.start, m - 1):%Y-%m}",
+                month=label,
                 model_version=1,
                 as_of=as_of,
                 threshold=served.threshold,
@@ -140,14 +151,19 @@ def backtest_fires(
                 performance_months=window,
                 min_rows=100,
             )
-            rows = {r.metric: r for r in backtest_rows(month, ctx)}
-            red, yel = rows["backtest:red_bands"].value, rows["backtest:yellow_bands"].value
-            if (red or 0) >= 1 or (yel or 0) >= yellow:
-                return k, f"application month {m}: {red:.0f} red, {yel:.0f} yellow"
+            rows.append(MonitoringRow(label, 1, "volume", "volume", float(len(month))))
+            rows += backtest_rows(month, ctx)
+        if not rows:
+            continue
+        table = pd.DataFrame([row.__dict__ for row in rows])
+        table["value"] = table["value"].astype(object).where(table["value"].notna(), None)
+        rule = rule_backtest(months_evidence(table, 1), check)
+        if rule.fired:
+            return k, rule.reason
     return None, "never"
 
 
-def run_seed(settings: Settings, family: str, seed: int, yellow: int) -> None:
+def run_seed(settings: Settings, family: str, seed: int, check: CheckConfig) -> None:
     started = time.perf_counter()
     served = Served(settings, family, seed)
     figures = calibration.calibration_figures(
@@ -157,7 +173,8 @@ def run_seed(settings: Settings, family: str, seed: int, yellow: int) -> None:
         f"seed {seed}: {family}, calibration {served.choice.method}, threshold "
         f"{served.threshold:.3f}; test ECE {figures['ece_uncalibrated']:.4f} -> "
         f"{figures['ece_calibrated']:.4f}, Brier {figures['brier_uncalibrated']:.4f} -> "
-        f"{figures['brier_calibrated']:.4f}"
+        f"{figures['brier_calibrated']:.4f} (noise floor: ECE of outcomes drawn from the PDs "
+        f"{figures['ece_noise_floor']:.4f})"
     )
     source = ScenarioSource(unseen=served.test, tail=served.test.iloc[:0])
     sim = settings.simulate
@@ -169,11 +186,12 @@ def run_seed(settings: Settings, family: str, seed: int, yellow: int) -> None:
         print(
             f"  {scenario}: coverage: {100 * errors['inside'].mean():.0f} % of months inside "
             f"the band, mean |error| {errors['error'].mean():.4f} "
-            f"({calendar.months} months x {len(calendar) // calendar.months})"
+            f"({calendar.months} months x {len(calendar) // calendar.months}; a perfect "
+            f"estimator's mean |error| on months of this size {errors['floor'].mean():.4f})"
         )
         if scenario in ("none", "downturn"):
             fired, why = backtest_fires(
-                log_frame(calendar, pds, served.threshold, window), calendar, served, window, yellow
+                log_frame(calendar, pds, served.threshold, window), calendar, served, window, check
             )
             print(
                 f"    backtest rule fires at month {fired} ({why}); drift starts at month "
@@ -195,7 +213,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--family", default="logreg")
-    parser.add_argument("--yellow", type=int, default=2, help="yellow grades that fire the rule")
+    parser.add_argument(
+        "--yellow", type=int, default=None, help="[check] backtest_max_yellow (default: config)"
+    )
+    parser.add_argument(
+        "--confirm", type=int, default=None, help="[check] confirm_months (default: config)"
+    )
     parser.add_argument("--per-month", type=int, default=None, help="applications per month")
     parser.add_argument(
         "--jitter",
@@ -216,8 +239,19 @@ def main() -> None:
         f"from month {settings.simulate.drift_start_month}"
     )
     print(f"bench/estimate.py at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    check = settings.check.model_copy(
+        update={
+            k: v
+            for k, v in (("backtest_max_yellow", args.yellow), ("confirm_months", args.confirm))
+            if v is not None
+        }
+    )
+    print(
+        f"backtest rule: [check] backtest_max_yellow {check.backtest_max_yellow}, "
+        f"confirm_months {check.confirm_months} (retraining.months.rule_backtest)"
+    )
     for seed in args.seeds:
-        run_seed(settings, args.family, seed, args.yellow)
+        run_seed(settings, args.family, seed, check)
 
 
 if __name__ == "__main__":
