@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
@@ -244,3 +245,15 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+class ExplodingClassifier:
+    """A fitted binary classifier whose every prediction raises (a broken challenger)."""
+
+    classes_ = np.array([0, 1])
+
+    def fit(self, *_args: Any) -> ExplodingClassifier:
+        return self
+
+    def predict_proba(self, _x: Any) -> np.ndarray:
+        raise RuntimeError("challenger exploded")

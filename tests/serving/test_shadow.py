@@ -151,23 +151,51 @@ def test_a_challenger_that_cannot_be_loaded_changes_no_answer(
 def test_a_challenger_that_raises_while_scoring_is_counted_and_skipped(
     serving_registry: ServingRegistry, tmp_path: Path
 ) -> None:
+    from sklearn.pipeline import Pipeline
+
+    from creditops.inference.raw import raw_matrix
+    from serving_fixtures import ExplodingClassifier
+
     settings = serving_registry.settings
     client = registry.connect(settings.mlflow)
     ref = registry.get_version(client, settings.mlflow.registered_model, 2)
-    loaded = prepare_model(ref, registry.load_pipeline(client, ref))
-
-    def broken(*_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError("challenger exploded")
-
-    loaded.score = broken  # type: ignore[method-assign]
+    pipeline = registry.load_pipeline(client, ref)
+    pipeline = pipeline.pipeline if hasattr(pipeline, "pipeline") else pipeline
+    # the same preprocessing before a classifier that raises: it loads, then fails to score,
+    # in the shadow process (where the model is pickled to, like any challenger)
+    broken = Pipeline([*pipeline.steps[:-1], ("model", ExplodingClassifier())])
+    loaded = prepare_model(ref, broken)
     metrics = ServiceMetrics()
     scorer = ShadowScorer(f"sqlite:///{tmp_path / 'log.db'}", metrics)
     scorer.refresh(lambda _current: (2, loaded))
-    from creditops.inference.raw import raw_matrix
-
     applicants = _applicants(3)
     scorer.submit(raw_matrix(applicants), ["a" * 32, "b" * 32, "c" * 32], np.ones(3, dtype=bool))
     scorer.close()
     errors = metrics.registry.get_sample_value("creditops_shadow_errors_total", {"stage": "score"})
     assert errors == 1
     assert read_shadow(f"sqlite:///{tmp_path / 'log.db'}").empty
+
+
+def test_a_shadow_process_that_dies_is_counted_and_started_again(
+    serving_registry: ServingRegistry, tmp_path: Path
+) -> None:
+    from creditops.inference.raw import raw_matrix
+
+    settings = serving_registry.settings
+    client = registry.connect(settings.mlflow)
+    ref = registry.get_version(client, settings.mlflow.registered_model, 2)
+    loaded = prepare_model(ref, registry.load_pipeline(client, ref))
+    metrics = ServiceMetrics()
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    scorer = ShadowScorer(url, metrics)
+    scorer.refresh(lambda _current: (2, loaded))
+    scorer._process.kill()  # out of memory, a crash in native code: the service goes on
+    scorer._process.join(10)
+    scorer.refresh(lambda current: (2, None if current == 2 else loaded))
+    applicants = _applicants(4)
+    ids = [f"{k}" * 32 for k in range(4)]
+    scorer.submit(raw_matrix(applicants), ids, np.ones(4, dtype=bool))
+    scorer.close()
+    died = metrics.registry.get_sample_value("creditops_shadow_errors_total", {"stage": "process"})
+    assert died == 1
+    assert sorted(read_shadow(url)["request_id"]) == sorted(ids)

@@ -79,6 +79,9 @@ class LoadedModel:
     # the calibration map applied to the raw score; None: a plain pipeline, served raw
     calibrate: Calibrate | None = None
     calibration_method: str = "none"
+    # what the version's artifact holds (the pipeline, or it with its calibrator): what
+    # another process needs to prepare the same model (the shadow scorer's)
+    registered: object = None
 
     @property
     def calibrated(self) -> bool:
@@ -173,6 +176,7 @@ def prepare_model(
     loaded = LoadedModel(ref, pipeline, transform, model, sources, aggregate, fast_path=False)
     loaded.calibrate = calibrate
     loaded.calibration_method = method_of(registered)
+    loaded.registered = registered
     if transform is not None and model is not None:
         loaded.fast_path = _probe_agrees(loaded)
     loaded.load_seconds = time.perf_counter() - started
