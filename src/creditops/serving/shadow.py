@@ -189,6 +189,12 @@ class ShadowScorer:
             self._process.terminate()
             self._process.join(1.0)
         self._reader.join(timeout)
+        self._abandon_queue()
+
+    def _abandon_queue(self) -> None:
+        """Messages nobody will read are not waited for (at exit, the queue's thread would)."""
+        self._inbox.cancel_join_thread()
+        self._inbox.close()
 
     def _send_none(self) -> None:
         try:
@@ -202,6 +208,7 @@ class ShadowScorer:
         self.metrics.shadow_errors.labels("process").inc()
         log.error("shadow: the shadow process died (exit code %s); starting a new one", code)
         self._reader.join(1.0)
+        self._abandon_queue()
         self.model = None  # the new process has no model: the next refresh sends it
         self._start_process()
 
