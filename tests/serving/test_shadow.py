@@ -148,6 +148,14 @@ def test_a_challenger_that_cannot_be_loaded_changes_no_answer(
     assert read_shadow(shadowed.settings.serve.store_url).empty
 
 
+def _version_two(serving_registry: ServingRegistry) -> tuple[Any, Any]:
+    """The test registry's version 2: its reference and the model its artifact holds."""
+    settings = serving_registry.settings
+    client = registry.connect(settings.mlflow)
+    ref = registry.get_version(client, settings.mlflow.registered_model, 2)
+    return ref, registry.load_pipeline(client, ref)
+
+
 def test_a_challenger_that_raises_while_scoring_is_counted_and_skipped(
     serving_registry: ServingRegistry, tmp_path: Path
 ) -> None:
@@ -156,10 +164,7 @@ def test_a_challenger_that_raises_while_scoring_is_counted_and_skipped(
     from creditops.inference.raw import raw_matrix
     from serving_fixtures import ExplodingClassifier
 
-    settings = serving_registry.settings
-    client = registry.connect(settings.mlflow)
-    ref = registry.get_version(client, settings.mlflow.registered_model, 2)
-    pipeline = registry.load_pipeline(client, ref)
+    ref, pipeline = _version_two(serving_registry)
     pipeline = pipeline.pipeline if hasattr(pipeline, "pipeline") else pipeline
     # the same preprocessing before a classifier that raises: it loads, then fails to score,
     # in the shadow process (where the model is pickled to, like any challenger)
@@ -181,10 +186,8 @@ def test_a_shadow_process_that_dies_is_counted_and_started_again(
 ) -> None:
     from creditops.inference.raw import raw_matrix
 
-    settings = serving_registry.settings
-    client = registry.connect(settings.mlflow)
-    ref = registry.get_version(client, settings.mlflow.registered_model, 2)
-    loaded = prepare_model(ref, registry.load_pipeline(client, ref))
+    ref, registered = _version_two(serving_registry)
+    loaded = prepare_model(ref, registered)
     metrics = ServiceMetrics()
     url = f"sqlite:///{tmp_path / 'log.db'}"
     scorer = ShadowScorer(url, metrics)
