@@ -113,3 +113,19 @@ def test_the_batch_text_is_the_services_reasons_serialised() -> None:
             orjson.dumps(r).decode() for r in reason_lists(contributions, raw, names, top_k)
         ]
         assert reason_texts(contributions, raw, names, top_k).tolist() == expected
+
+
+def test_the_top_contributions_are_a_stable_sorts_first_ones() -> None:
+    from creditops.inference.reasons import top_contributions
+
+    rng = np.random.default_rng(11)
+    contributions = np.round(rng.normal(size=(2000, 11)), 1)  # many ties
+    contributions[:30] = 0.0  # all tied
+    for top_k in (0, 1, 4, 11, 20):
+        expected = np.argsort(-contributions, axis=1, kind="stable")[:, :top_k]
+        order, values = top_contributions(contributions, top_k)
+        np.testing.assert_array_equal(order, expected)
+        np.testing.assert_array_equal(values, np.take_along_axis(contributions, expected, axis=1))
+    contributions[5, 3] = np.nan  # not a number: the sort's order, NaN last
+    order, _ = top_contributions(contributions, 11)
+    np.testing.assert_array_equal(order, np.argsort(-contributions, axis=1, kind="stable"))

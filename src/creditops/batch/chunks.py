@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,13 +28,14 @@ import pandas as pd
 from creditops import schema
 from creditops.config import BatchConfig
 from creditops.errors import ContractError
-from creditops.inference.reasons import REASON_METHOD, names_for, reason_texts
+from creditops.inference.reasons import REASON_METHOD, names_for, reason_text_array
 from creditops.reason_codes import DEFAULT_PROTECTED
 
 if TYPE_CHECKING:
     from creditops.inference.scorer import LoadedModel
 
 SCORE_SLICE_ROWS = 16_384
+T = TypeVar("T")
 
 
 @dataclass
@@ -125,49 +126,54 @@ class ReasonPolicy:
 def _in_slices(
     work: Callable[[np.ndarray], np.ndarray], raw: np.ndarray, threads: int
 ) -> np.ndarray:
-    """``work`` on slices of at most ``SCORE_SLICE_ROWS`` rows, ``threads`` at a time, stacked.
+    """``work`` on slices of at most ``SCORE_SLICE_ROWS`` rows, ``threads`` at a time, stacked."""
+    return np.concatenate(_map_slices(work, raw, threads))
+
+
+def _map_slices(work: Callable[[np.ndarray], T], raw: np.ndarray, threads: int) -> list[T]:
+    """``work`` on slices of at most ``SCORE_SLICE_ROWS`` rows, ``threads`` at a time, in order.
 
     Slices bound the scorer's temporaries (the random forest's walk keeps a
     rows x trees node array per level: several GiB for a 200,000-row chunk), and
-    the threads use every core: the boosters' predictions and contributions and
-    most of numpy release the GIL.
+    the threads use every core: the boosters' predictions and contributions,
+    Arrow's string kernels and most of numpy release the GIL.
     """
     if len(raw) <= SCORE_SLICE_ROWS:
         slices = [raw] if threads <= 1 or len(raw) < 2 * threads else np.array_split(raw, threads)
     else:
         slices = np.array_split(raw, -(-len(raw) // SCORE_SLICE_ROWS))
-    if len(slices) == 1:
-        return work(raw)
-    if threads <= 1:
-        parts = [work(part) for part in slices]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
+    if len(slices) == 1 or threads <= 1:
+        return [work(part) for part in slices]
+    from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(work, slices))
-    return np.concatenate(parts)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(work, slices))
 
 
 def _reasons(
     model: LoadedModel, raw: np.ndarray, decline: np.ndarray, policy: ReasonPolicy, threads: int
-) -> np.ndarray | str:
+) -> pd.api.extensions.ExtensionArray | str:
     """The reasons column for scored rows: "" where none are owed or computable."""
     if policy.top_k <= 0 or model.model is None:
         return ""
     wanted = decline if policy.rows == "declined" else np.ones(len(raw), dtype=bool)
-    out = np.full(len(raw), "", dtype=object)
     if not wanted.any():
-        return out
+        return ""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     names = names_for(model.sources, policy.protected)
 
-    def texts(part: np.ndarray) -> np.ndarray:
+    def texts(part: np.ndarray) -> pa.Array:
         got = model.contributions(part, REASON_METHOD)
         assert got is not None  # model.model is set
-        return reason_texts(got, part, names, policy.top_k)
+        return reason_text_array(got, part, names, policy.top_k)
 
-    out[wanted] = _in_slices(texts, raw[wanted], threads)
-    return out
+    column = pa.concat_arrays(_map_slices(texts, raw[wanted], threads))
+    if not wanted.all():  # the others: ""
+        column = pc.replace_with_mask(pa.nulls(len(raw), pa.string()), pa.array(wanted), column)
+        column = pc.fill_null(column, "")
+    return pd.arrays.ArrowExtensionArray(column)
 
 
 def _number_text(values: pd.Series) -> pd.Series:

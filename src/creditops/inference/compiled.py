@@ -3,8 +3,10 @@
 The fitted preprocessing (median imputation, log, scaling, missing
 indicators, one-hot) becomes a few numpy operations on the raw float matrix
 (:mod:`creditops.inference.raw`), and the classifier is called through its own
-fast entry point (XGBoost ``inplace_predict``, LightGBM's trees rewritten for XGBoost's predictor (:mod:`creditops.inference.lightgbm_trees`),
-``expit(X @ coef + b)`` for the logistic regression, a vectorised walk of all
+fast entry point (XGBoost ``inplace_predict``; LightGBM's trees compiled to
+machine code (:mod:`creditops.inference.native_trees`), else rewritten for
+XGBoost's predictor (:mod:`creditops.inference.lightgbm_trees`);
+``expit(X @ coef + b)`` for the logistic regression; a vectorised walk of all
 trees for the random forest). A step this module does not reproduce exactly
 raises :class:`UnsupportedStepError`: the scorer then uses the pipeline itself.
 The contribution functions each compiled model carries are in
@@ -27,11 +29,13 @@ from creditops.inference.raw import RAW_INDEX, Matrix
 
 if TYPE_CHECKING:
     import lightgbm
+    import xgboost
     from lightgbm import LGBMClassifier
     from sklearn.base import BaseEstimator, TransformerMixin
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import Pipeline
     from xgboost import XGBClassifier
+    from xgboost._typing import IterationRange
 
 Op = Callable[[Matrix], Matrix]
 log = logging.getLogger(__name__)
@@ -254,38 +258,79 @@ def _compile_xgboost(model: XGBClassifier) -> CompiledModel:
             booster, iteration_range, missing, approximate=False
         ),
         unit="log-odds",
-        contribute_path=contributions.xgboost_contributions(
-            booster, iteration_range, missing, approximate=True
-        ),
+        contribute_path=_xgboost_path(booster, iteration_range, missing),
     )
+
+
+def _xgboost_path(
+    booster: xgboost.Booster, iteration_range: IterationRange, missing: float
+) -> Callable[[Matrix], Matrix]:
+    """XGBoost's ``approx_contribs``, computed by a vector-leaf booster (a third of the cost)."""
+    import json
+
+    from creditops.inference import path_trees
+
+    try:
+        model = json.loads(bytes(booster.save_raw("json")))
+        trees = model["learner"]["gradient_booster"]["model"]["trees"]
+        begin, end = iteration_range
+        path = path_trees.path_booster(
+            model, [path_trees.node_means(tree) for tree in trees], slice(begin, end or None)
+        )
+    except path_trees.UnsupportedPathTreeError as exc:
+        log.info("XGBoost decision paths by approx_contribs (%s)", exc)
+        return contributions.xgboost_contributions(
+            booster, iteration_range, missing, approximate=True
+        )
+    return path_trees.path_contributions(path, missing)  # type: ignore[no-any-return]
 
 
 def _compile_lightgbm(model: LGBMClassifier) -> CompiledModel:
     booster = model.booster_
     if model.objective_ != "binary":
         raise UnsupportedStepError(f"LightGBM objective {model.objective_}")
-    predict, tolerance = _lightgbm_predictor(booster)
+    from creditops.inference import lightgbm_trees, path_trees
+
+    rewritten: xgboost.Booster | None = None
+    try:
+        trees = lightgbm_trees.rewrite(booster)
+        path = path_trees.path_booster(trees.model, trees.node_values())
+        rewritten = trees.booster
+        contribute_path = path_trees.path_contributions(path, missing=np.nan)
+    except (lightgbm_trees.UnsupportedTreeError, path_trees.UnsupportedPathTreeError) as exc:
+        # LightGBM's leaf indices against a per-leaf table of path credits
+        log.info("LightGBM trees not rewritten for XGBoost's predictor (%s)", exc)
+        contribute_path = contributions.lightgbm_path_contributions(booster)
+    predict, tolerance = _lightgbm_predictor(booster, rewritten)
     return CompiledModel(
         predict=predict,
         tolerance=tolerance,
         contribute=contributions.lightgbm_shap(booster),
         unit="log-odds",
-        contribute_path=contributions.lightgbm_path_contributions(booster),
+        contribute_path=contribute_path,
     )
 
 
-def _lightgbm_predictor(booster: lightgbm.Booster) -> tuple[Callable[[Matrix], Matrix], float]:
-    """XGBoost's predictor on the rewritten trees (float32: agrees to 1e-6), or LightGBM's own."""
-    from creditops.inference import lightgbm_trees
+def _lightgbm_predictor(
+    booster: lightgbm.Booster, rewritten: xgboost.Booster | None
+) -> tuple[Callable[[Matrix], Matrix], float]:
+    """The trees compiled to machine code, else XGBoost's predictor on them, else LightGBM's.
+
+    Returns the predictor and how far its probabilities may be from LightGBM's:
+    1e-9 (double arithmetic), or 1e-6 for XGBoost's float32 margins.
+    """
+    from creditops.inference import native_trees
 
     try:
-        rewritten = lightgbm_trees.rewrite(booster).booster
-    except lightgbm_trees.UnsupportedTreeError as exc:
-        log.info("LightGBM trees not rewritten for XGBoost's predictor (%s)", exc)
+        return native_trees.compile_booster(booster), 1e-9
+    except native_trees.NativeUnavailableError as exc:
+        log.info("LightGBM trees not compiled to machine code (%s)", exc)
+    if rewritten is None:
         return lambda x: cast("Matrix", booster.predict(x, num_threads=1)), 1e-9
+    xgb = rewritten
 
     def predict(x: Matrix) -> Matrix:
-        return rewritten.inplace_predict(  # type: ignore[no-any-return]
+        return xgb.inplace_predict(  # type: ignore[no-any-return]
             x, predict_type="value", missing=np.nan, validate_features=False
         )
 

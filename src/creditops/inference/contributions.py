@@ -15,11 +15,15 @@ scorer sums them per contract field (or derived ratio):
 Tree SHAP costs about trees x leaves x depth^2 operations per row (0.3 ms per
 row and core for 300 trees of depth 4). Reasons everywhere use the boosters'
 decision-path contributions instead (``method="path"``): XGBoost's
-``approx_contribs``, and for LightGBM a table of each leaf's path deltas
-(``internal_value`` of child minus parent, credited to the split's feature)
-summed over the leaves a row reaches. Both are additive (bias + contributions =
-log-odds), like SHAP, and cost a prediction, not a SHAP pass. The logistic
-regression's and the forest's contributions are the same for both methods.
+``approx_contribs``, and for LightGBM each split's change of ``internal_value``
+(child minus parent) credited to the split's feature. Both are computed by
+vector-leaf trees on XGBoost's predictor (:mod:`creditops.inference.path_trees`),
+at the cost of a prediction; when a model's trees cannot be rewritten, by
+XGBoost's ``approx_contribs`` and by a table of each LightGBM leaf's path
+credits summed over the leaves a row reaches. Both are additive (bias +
+contributions = log-odds), like SHAP, and cost a prediction, not a SHAP pass.
+The logistic regression's and the forest's contributions are the same for both
+methods.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ Categorical splits and ``Zero`` missing handling (``zero_as_missing``) are not
 rewritten: :class:`~creditops.inference.compiled.UnsupportedStepError`, and the
 scorer keeps LightGBM's predictor.
 
-``leaf_rows`` maps every (tree, XGBoost node id) to LightGBM's leaf, so the
-decision-path contribution table (:mod:`creditops.inference.contributions`)
-can be indexed by the leaves XGBoost reports.
+``leaf_index`` maps every (tree, XGBoost node id) to LightGBM's leaf, and
+the JSON model keeps LightGBM's node values: the decision-path contributions
+(:mod:`creditops.inference.path_trees`) are built from the same rewritten trees.
 """
 
 from __future__ import annotations
@@ -41,10 +41,21 @@ class UnsupportedTreeError(Exception):
 
 @dataclass(frozen=True)
 class RewrittenBooster:
-    """The XGBoost booster and, per tree, each XGBoost node's LightGBM leaf index (-1: a split)."""
+    """The XGBoost booster, its JSON model, and per tree each node's LightGBM leaf index (-1: a split).
+
+    ``model``'s ``base_weights`` hold each node's LightGBM value (``internal_value``
+    of a split, ``leaf_value`` of a leaf): the decision-path contributions'
+    node values (:mod:`creditops.inference.path_trees`).
+    """
 
     booster: xgboost.Booster
     leaf_index: list[np.ndarray]
+    model: dict[str, Any]
+
+    def node_values(self) -> list[np.ndarray]:
+        """Each tree's LightGBM node values, by XGBoost node id."""
+        trees = self.model["learner"]["gradient_booster"]["model"]["trees"]
+        return [np.asarray(tree["base_weights"], dtype=np.float64) for tree in trees]
 
     @property
     def node_offsets(self) -> np.ndarray:
@@ -178,4 +189,4 @@ def rewrite(booster: lightgbm.Booster) -> RewrittenBooster:
     }
     rewritten = xgboost.Booster(model_file=bytearray(json.dumps(model).encode()))
     rewritten.set_param({"nthread": 1})
-    return RewrittenBooster(rewritten, leaves)
+    return RewrittenBooster(rewritten, leaves, model)

@@ -18,7 +18,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -26,6 +26,9 @@ import orjson
 from creditops import schema
 from creditops.inference.raw import RAW_INDEX, Matrix
 from creditops.reason_codes import ReasonCode, allowed_sources, reason_code
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # The boosters' decision-path contributions (the forest's and the logistic
 # regression's are the same either way): exact tree SHAP costs some 30 times as much.
@@ -150,27 +153,80 @@ def reason_lists(
 
 
 def reason_texts(contributions: Matrix, raw: Matrix, names: ReasonNames, top_k: int) -> np.ndarray:
-    """``orjson.dumps(reason_lists(...))`` per row, built column-wise (batch's ``reasons`` column).
+    """``orjson.dumps(reason_lists(...))`` per row, as Python strings (see :func:`reason_text_array`)."""
+    return reason_text_array(contributions, raw, names, top_k).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def reason_text_array(
+    contributions: Matrix, raw: Matrix, names: ReasonNames, top_k: int
+) -> pa.StringArray:
+    """``orjson.dumps(reason_lists(...))`` per row, as an Arrow array (batch's ``reasons`` column).
 
     The same text as serialising :func:`reason_lists` (a test holds them
-    equal), at a fraction of the cost: one formatting call per (rank, code)
-    instead of one dict per reason.
+    equal), built column-wise by Arrow's string kernels, which release the
+    interpreter lock: one ``{"code", "sentence", "feature", "value"}`` piece
+    per rank (the code's fixed text, taken by code, and the applicant's value
+    as JSON), then the ranks joined. Only the numbers' JSON is made by
+    orjson, one call per (rank, code).
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     order, count = rank_reasons(contributions, names, top_k)
-    out = np.full(len(order), "[", dtype=object)
-    prefixes = [orjson.dumps(code.as_reason(None))[:-5].decode() for code in names.codes]
+    n = len(order)
+    head = [orjson.dumps(code.as_reason(None))[:-5].decode() for code in names.codes]
+    parts: list[pa.Array] = []
     for rank in range(order.shape[1]):
-        present = count > rank
-        if not present.any():
+        present = np.flatnonzero(count > rank)
+        if not len(present):
             break
-        text = np.empty(len(order), dtype=object)
-        for j in np.unique(order[present, rank]).tolist():
-            rows = np.flatnonzero(present & (order[:, rank] == j))
-            feature = names.codes[j].feature
-            values = _value_texts(feature, raw[rows, RAW_INDEX[feature]])
-            text[rows] = prefixes[j] + values + "}"
-        out[present] = out[present] + ("," if rank else "") + text[present]
-    return out + "]"  # type: ignore[no-any-return]
+        codes = order[present, rank]
+        values = _rank_values(names, codes, raw[present])
+        prefix = pa.array([("," if rank else "") + h for h in head]).take(pa.array(codes))
+        piece = pc.binary_join_element_wise(prefix, values, "}", "")
+        if len(present) < n:  # rows with fewer reasons: "" at this rank
+            mask = np.zeros(n, dtype=bool)
+            mask[present] = True
+            piece = pc.replace_with_mask(pa.nulls(n, pa.string()), pa.array(mask), piece)
+        parts.append(pc.fill_null(piece, ""))
+    if not parts:  # no reasons at all: an empty list each
+        parts.append(pc.fill_null(pa.nulls(n, pa.string()), ""))
+    return pc.binary_join_element_wise("[", *parts, "]", "")  # type: ignore[no-any-return]
+
+
+def _rank_values(names: ReasonNames, codes: np.ndarray, raw: Matrix) -> pa.StringArray:
+    """The JSON of the value each row's ``codes`` entry names, as an Arrow array in row order."""
+    import pyarrow as pa
+
+    groups = [(j, np.flatnonzero(codes == j)) for j in np.unique(codes).tolist()]
+    texts = pa.concat_arrays(
+        [
+            _value_array(names.codes[j].feature, raw[rows, RAW_INDEX[names.codes[j].feature]])
+            for j, rows in groups
+        ]
+    )
+    if len(groups) == 1:
+        return texts
+    placed = np.concatenate([rows for _, rows in groups])
+    return texts.take(pa.array(np.argsort(placed, kind="stable")))
+
+
+def _value_array(feature: str, column: Matrix) -> pa.StringArray:
+    """:func:`_value_texts` as an Arrow string array."""
+    import pyarrow as pa
+
+    spec = schema.FIELDS.get(feature)
+    missing = ~np.isfinite(column)
+    if isinstance(spec, schema.CategoricalField):
+        labels = pa.array([orjson.dumps(c).decode() for c in spec.categories] + ["null"])
+        codes = np.where(missing, len(spec.categories), np.nan_to_num(column)).astype(np.int64)
+        return labels.take(pa.array(codes))  # type: ignore[no-any-return]
+    if isinstance(spec, schema.NumericField) and spec.integer:
+        import pyarrow.compute as pc
+
+        numbers = pa.array(np.where(missing, 0, column).astype(np.int64), mask=missing)
+        return pc.fill_null(pc.cast(numbers, pa.string()), "null")  # type: ignore[no-any-return]
+    return pa.array(_value_texts(feature, column).tolist(), type=pa.string())
 
 
 def _value_texts(feature: str, column: Matrix) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""A fitted LightGBM booster compiled to native code (lleaves, on LLVM), cached by its digest.
+
+lleaves turns each tree into machine code: on the benchmark's 300 trees of 15
+leaves it predicts 1.55 microseconds a row on one core, against 5.3 for
+XGBoost's predictor on the rewritten trees
+(:mod:`creditops.inference.lightgbm_trees`) and 10 for LightGBM's own, and it
+is exact in double (LightGBM's probabilities to 1e-15). Compiling costs
+seconds (0.13 s for 40 trees of 7 leaves, 3.6 s for 300 of 15), so the
+machine code is kept in a cache folder, one file per (model, lleaves, LLVM,
+CPU), and a model seen before loads in milliseconds.
+
+The cache holds code this process runs: it is used only when it is a folder
+of this user's that nobody else can write to (created ``0700``), like SSH's
+keys. Otherwise the model is compiled for this process alone, with a warning.
+The folder is ``$CREDITOPS_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/creditops/native``,
+else ``~/.cache/creditops/native``.
+
+lleaves needs llvmlite below 0.45 (the legacy pass manager), which has no
+wheel for Python 3.14 and later: without it :func:`compile_booster` raises
+:class:`NativeUnavailableError` and the scorer uses XGBoost's predictor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from creditops.inference.raw import Matrix
+
+if TYPE_CHECKING:
+    import lightgbm
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "CREDITOPS_NATIVE_CACHE"
+
+
+class NativeUnavailableError(Exception):
+    """lleaves cannot compile here (not installed, or LLVM refused the model)."""
+
+
+def cache_folder() -> Path:
+    """Where compiled models are kept (see the module's docstring)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "creditops" / "native"
+
+
+def private_folder(folder: Path) -> bool:
+    """Create ``folder`` (``0700``) if absent; whether it is ours and nobody else can write to it."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError as exc:
+        log.warning("native model cache %s cannot be created (%s): not cached", folder, exc)
+        return False
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        log.warning(
+            "native model cache %s is not private (owner uid %d, mode %o): not cached; "
+            "it holds code this process runs, so it must be this user's and mode 0700",
+            folder,
+            info.st_uid,
+            stat.S_IMODE(info.st_mode),
+        )
+        return False
+    return True
+
+
+def _key(model_text: str) -> str:
+    """The cache key: the model and everything the machine code depends on."""
+    import llvmlite.binding as llvm
+
+    parts = [
+        model_text,
+        metadata.version("lleaves"),
+        metadata.version("llvmlite"),
+        llvm.get_host_cpu_name(),
+        llvm.get_host_cpu_features().flatten(),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def compile_booster(
+    booster: lightgbm.Booster, folder: Path | None = None
+) -> Callable[[Matrix], Matrix]:
+    """P(class 1) of transformed rows by the booster's trees compiled to machine code.
+
+    Args:
+        booster: a fitted LightGBM booster.
+        folder: the cache folder (default :func:`cache_folder`).
+
+    Raises:
+        NativeUnavailableError: lleaves is not installed, or cannot compile the model.
+    """
+    try:
+        import lleaves
+    except ImportError as exc:  # Python 3.14+: no llvmlite wheel lleaves can use
+        raise NativeUnavailableError(f"lleaves is not installed ({exc})") from exc
+    text = booster.model_to_string()
+    folder = cache_folder() if folder is None else folder
+    with tempfile.TemporaryDirectory(prefix="creditops-native-") as scratch:
+        model_file = Path(scratch) / "model.txt"
+        model_file.write_text(text)
+        model = lleaves.Model(model_file=str(model_file))
+        try:
+            if private_folder(folder):
+                cached = folder / f"{_key(text)}.o"
+                if cached.exists():
+                    model.compile(cache=str(cached))
+                else:  # compiled into a file of this process's, then moved in whole
+                    partial = folder / f".{cached.name}.{os.getpid()}.{id(model):x}.partial"
+                    try:
+                        model.compile(cache=str(partial))
+                        os.replace(partial, cached)
+                    finally:
+                        partial.unlink(missing_ok=True)
+            else:
+                model.compile()
+        except Exception as exc:  # LLVM's errors have no common type
+            raise NativeUnavailableError(f"lleaves cannot compile the model: {exc}") from exc
+
+    def predict(x: Matrix) -> Matrix:
+        return model.predict(np.ascontiguousarray(x, dtype=np.float64), n_jobs=1)  # type: ignore[no-any-return]
+
+    return predict
