@@ -7,13 +7,14 @@ and CSV, and scores them with `batch.score_file`: without reasons, with the
 default reasons (declined rows, decision-path contributions), with reasons for
 every row, and with the service's exact tree SHAP for the declined rows.
 Prints rows/s and the process's peak resident memory (target: >= 200,000
-rows/s, < 2 GiB). A script, not a test: `python bench/batch.py [ROWS]`.
+rows/s, < 2 GiB). A script, not a test: `python bench/batch.py [ROWS] [--family F ...]`
+(the registered families are always the three; --family picks the runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import resource
-import sys
 import threading
 import time
 from pathlib import Path
@@ -51,7 +52,13 @@ class PeakMemory:
 
 
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", nargs="?", type=int, default=1_000_000)
+    parser.add_argument(
+        "--family", action="append", choices=("xgboost", "lightgbm", "random_forest")
+    )
+    args = parser.parse_args()
+    rows = args.rows
     settings = temporary_settings("creditops-bench-batch-")
     root = Path(settings.logging.runs_log).parent
     dataset = load_dataset(settings.data)
@@ -105,6 +112,7 @@ def main() -> None:
         ("random_forest", parquet, "none", {"reasons_top_k": 0}),
         ("random_forest", parquet, "declined/path", {}),
     ]
+    runs = [run for run in runs if not args.family or run[0] in args.family]
     print(
         f"{'model':<14} {'input':<8} {'reasons':<14} {'seconds':>8} {'rows/s':>10} "
         f"{'declined':>9} {'peak RSS':>9}"
@@ -134,6 +142,8 @@ def main() -> None:
             flush=True,
         )
     for family in ("xgboost", "lightgbm"):
+        if (family, ".parquet", "none") not in speed:
+            continue
         none, declined = (speed[family, ".parquet", label] for label in ("none", "declined/path"))
         print(
             f"{family}, declined rows' reason codes cost {none / declined - 1:.0%} of the throughput"

@@ -198,3 +198,35 @@ def test_the_summary_says_what_the_reasons_are(
 
     policy = ReasonPolicy.from_config(BatchConfig().model_copy(update=update))
     assert policy.describe(loaded(family, credit_dataset)) == expected
+
+
+def test_a_large_forest_is_scored_in_slices_that_bound_its_memory(
+    credit_dataset: Dataset,
+) -> None:
+    import tracemalloc
+
+    from creditops.batch.chunks import NumberedChunk, ReasonPolicy, score_chunk
+
+    trees, depth, rows = 200, 10, 40_000
+    pipeline = features.build_pipeline(
+        "random_forest", {"n_estimators": trees, "max_depth": depth}, seed=0
+    )
+    pipeline.fit(credit_dataset.features, credit_dataset.target)
+    model = prepare_model(
+        ModelRef("m", 1, "run", "source", "random_forest", 0.4, "h", "r"), pipeline
+    )
+    frame = credit_dataset.features.sample(rows, replace=True, random_state=0)
+    chunk = NumberedChunk(1, frame.reset_index(drop=True), ())
+    tracemalloc.start()
+    try:
+        result = score_chunk(model, chunk, reasons=ReasonPolicy(4, "all"), threads=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.scored is not None
+    np.testing.assert_allclose(
+        result.scored["probability"], pipeline.predict_proba(frame)[:, 1], rtol=0, atol=1e-9
+    )
+    # one walk of every row would hold (depth + 1) rows x trees int64 node arrays
+    whole_walk = (depth + 1) * rows * trees * 8
+    assert peak < whole_walk / 4, f"peak {peak / 2**20:.0f} MiB"

@@ -124,24 +124,32 @@ class ReasonPolicy:
 
 
 def _in_slices(
-    work: Callable[[np.ndarray], np.ndarray], raw: np.ndarray, threads: int
+    work: Callable[[np.ndarray], np.ndarray], raw: np.ndarray, threads: int, most: int
 ) -> np.ndarray:
-    """``work`` on slices of at most ``SCORE_SLICE_ROWS`` rows, ``threads`` at a time, stacked."""
-    return np.concatenate(_map_slices(work, raw, threads))
+    """``work`` on slices of at most ``most`` rows, ``threads`` at a time, stacked."""
+    return np.concatenate(_map_slices(work, raw, threads, most))
 
 
-def _map_slices(work: Callable[[np.ndarray], T], raw: np.ndarray, threads: int) -> list[T]:
-    """``work`` on slices of at most ``SCORE_SLICE_ROWS`` rows, ``threads`` at a time, in order.
+def slice_rows(model: LoadedModel) -> int:
+    """The most rows the scorer is given at once: ``SCORE_SLICE_ROWS``, or its own lower bound."""
+    own = model.model.slice_rows if model.model is not None else None
+    return SCORE_SLICE_ROWS if own is None else min(own, SCORE_SLICE_ROWS)
 
-    Slices bound the scorer's temporaries (the random forest's walk keeps a
-    rows x trees node array per level: several GiB for a 200,000-row chunk), and
-    the threads use every core: the boosters' predictions and contributions,
+
+def _map_slices(
+    work: Callable[[np.ndarray], T], raw: np.ndarray, threads: int, most: int
+) -> list[T]:
+    """``work`` on slices of at most ``most`` rows, ``threads`` at a time, in order.
+
+    Slices bound the scorer's temporaries (the random forest's walk holds
+    rows x trees node arrays: GiBs for a whole 200,000-row chunk), and the
+    threads use every core: the boosters' predictions and contributions,
     Arrow's string kernels and most of numpy release the GIL.
     """
-    if len(raw) <= SCORE_SLICE_ROWS:
+    if len(raw) <= most:
         slices = [raw] if threads <= 1 or len(raw) < 2 * threads else np.array_split(raw, threads)
     else:
-        slices = np.array_split(raw, -(-len(raw) // SCORE_SLICE_ROWS))
+        slices = np.array_split(raw, -(-len(raw) // most))
     if len(slices) == 1 or threads <= 1:
         return [work(part) for part in slices]
     from concurrent.futures import ThreadPoolExecutor
@@ -169,7 +177,7 @@ def _reasons(
         assert got is not None  # model.model is set
         return reason_text_array(got, part, names, policy.top_k)
 
-    column = pa.concat_arrays(_map_slices(texts, raw[wanted], threads))
+    column = pa.concat_arrays(_map_slices(texts, raw[wanted], threads, slice_rows(model)))
     if not wanted.all():  # the others: ""
         column = pc.replace_with_mask(pa.nulls(len(raw), pa.string()), pa.array(wanted), column)
         column = pc.fill_null(column, "")
@@ -234,7 +242,7 @@ def score_chunk(
     ref = model.ref
     raw = raw_matrix_from_frame(schema.coerce_features(good))
     probability = _in_slices(
-        lambda part: model.score(part, reasons=False).probability, raw, threads
+        lambda part: model.score(part, reasons=False).probability, raw, threads, slice_rows(model)
     )
     decline = probability >= ref.threshold
     out = pd.DataFrame({"row": rows[keep]})

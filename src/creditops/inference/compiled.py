@@ -16,7 +16,7 @@ The contribution functions each compiled model carries are in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 Op = Callable[[Matrix], Matrix]
 log = logging.getLogger(__name__)
+
+FOREST_SLICE_CELLS = 2**20
+"""Rows x trees in one forest walk: its node arrays are 8 MiB each."""
 
 
 class UnsupportedStepError(Exception):
@@ -191,6 +194,9 @@ class CompiledModel:
     # how far its probabilities may be from the pipeline's (the load-time probe check):
     # float64 arithmetic agrees to 1e-9; XGBoost's float32 margins over LightGBM trees to 1e-6
     tolerance: float = 1e-9
+    # the most rows to score in one call (batch slices), None: no bound of its own;
+    # the forest's walk holds rows x trees node arrays, so its bound shrinks as trees grow
+    slice_rows: int | None = None
 
     def contributions(self, x: Matrix, method: str) -> Matrix | None:
         """Per-column contributions by ``method``: "shap" (exact) or "path" (decision path)."""
@@ -366,24 +372,30 @@ def _compile_forest(model: RandomForestClassifier) -> CompiledModel:
     root = np.asarray(roots, dtype=np.int64)
     n_trees = len(roots)
 
-    def walk(x: Matrix) -> list[Matrix]:
-        # sklearn compares float32 inputs with float64 thresholds
-        x32 = x.astype(np.float32).astype(np.float64)
+    def walk(x: Matrix) -> Iterator[Matrix]:
+        # one level at a time: a caller keeps at most two rows x trees node
+        # arrays, not one per level (several hundred MiB for a 16,384-row slice)
+        x32 = x.astype(np.float32).astype(np.float64)  # sklearn compares float32 inputs
         rows = np.arange(x.shape[0])[:, None]
         nodes = np.broadcast_to(root, (x.shape[0], n_trees))
-        path = [nodes]
+        yield nodes
         for _ in range(depth):
             f = feature[nodes]
             v = x32[rows, f]
             go_left = (v <= threshold[nodes]) | (np.isnan(v) & nan_left[nodes])
             nodes = np.where(go_left, left[nodes], right[nodes])
-            path.append(nodes)
-        return path
+            yield nodes
 
     def predict(x: Matrix) -> Matrix:
-        return value[walk(x)[-1]].mean(axis=1)  # type: ignore[no-any-return]
+        *_, leaves = walk(x)
+        return value[leaves].mean(axis=1)  # type: ignore[no-any-return]
 
     contribute = contributions.forest_path_contributions(walk, value, feature, n_trees)
     return CompiledModel(
-        predict=predict, contribute=contribute, unit="probability", contribute_path=contribute
+        predict=predict,
+        contribute=contribute,
+        unit="probability",
+        contribute_path=contribute,
+        # about 8 MiB per rows x trees node array (2**20 cells)
+        slice_rows=max(256, FOREST_SLICE_CELLS // n_trees),
     )

@@ -29,7 +29,7 @@ methods.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -151,23 +151,22 @@ def _leaf_table(root: dict[str, Any]) -> list[tuple[int, Matrix]]:
 
 
 def forest_path_contributions(
-    walk: Callable[[Matrix], list[Matrix]], value: Matrix, feature: Matrix, n_trees: int
+    walk: Callable[[Matrix], Iterator[Matrix]], value: Matrix, feature: Matrix, n_trees: int
 ) -> Contribute:
     """The Saabas decomposition of a forest's averaged P(bad), from its lock-step walk.
 
     Args:
-        walk: the nodes every row is at in every tree, one matrix per depth.
+        walk: the nodes every row is at in every tree, one matrix per depth, root first.
         value: P(bad) at each (flat) node.
         feature: the split feature of each (flat) node.
         n_trees: how many trees the probabilities are averaged over.
     """
 
     def contribute(x: Matrix) -> Matrix:
-        path = walk(x)
         n, d = x.shape
         out = np.zeros(n * d, dtype=np.float64)
         rows = np.repeat(np.arange(n), n_trees)
-        for parent, child in itertools.pairwise(path):
+        for parent, child in itertools.pairwise(walk(x)):
             delta = (value[child] - value[parent]).ravel()
             out += np.bincount(rows * d + feature[parent].ravel(), weights=delta, minlength=n * d)
         return out.reshape(n, d) / n_trees
