@@ -24,11 +24,12 @@ the JSON model keeps LightGBM's node values: the decision-path contributions
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from creditops.inference.xgboost_json import booster_document, load_booster
 
 if TYPE_CHECKING:
     import lightgbm
@@ -147,8 +148,6 @@ def rewrite(booster: lightgbm.Booster) -> RewrittenBooster:
         UnsupportedTreeError: a categorical split, ``Zero`` missing handling, a
             non-binary objective or a sigmoid other than 1.
     """
-    import xgboost
-
     dump = booster.dump_model()
     objective = str(dump.get("objective", ""))
     if objective.split()[0:1] != ["binary"] or "sigmoid:1" not in objective.replace(" ", ""):
@@ -159,34 +158,12 @@ def rewrite(booster: lightgbm.Booster) -> RewrittenBooster:
         tree, leaf_index = _tree(info["tree_structure"], n_features, number)
         trees.append(tree)
         leaves.append(leaf_index)
-    model = {
-        "learner": {
-            "attributes": {},
-            "feature_names": [],
-            "feature_types": [],
-            "gradient_booster": {
-                "model": {
-                    "gbtree_model_param": {
-                        "num_parallel_tree": "1",
-                        "num_trees": str(len(trees)),
-                    },
-                    "iteration_indptr": list(range(len(trees) + 1)),
-                    "tree_info": [0] * len(trees),
-                    "trees": trees,
-                },
-                "name": "gbtree",
-            },
-            "learner_model_param": {
-                "base_score": "5E-1",  # margin 0: LightGBM's first tree holds the init score
-                "boost_from_average": "0",
-                "num_class": "0",
-                "num_feature": str(n_features),
-                "num_target": "1",
-            },
-            "objective": {"name": "binary:logistic", "reg_loss_param": {"scale_pos_weight": "1"}},
-        },
-        "version": [2, 1, 0],
-    }
-    rewritten = xgboost.Booster(model_file=bytearray(json.dumps(model).encode()))
-    rewritten.set_param({"nthread": 1})
+    model = booster_document(
+        trees,
+        features=n_features,
+        targets=1,
+        base_score="5E-1",  # margin 0: LightGBM's first tree holds the init score
+        objective="binary:logistic",
+    )
+    rewritten = load_booster(model)
     return RewrittenBooster(rewritten, leaves, model)

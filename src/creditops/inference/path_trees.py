@@ -27,12 +27,12 @@ orders two reasons.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from creditops.inference.raw import Matrix
+from creditops.inference.xgboost_json import booster_document, load_booster
 
 if TYPE_CHECKING:
     import xgboost
@@ -124,8 +124,6 @@ def path_booster(
         UnsupportedPathTreeError: a categorical split, vector leaves, or more
             than one output (classes, targets, parallel trees).
     """
-    import xgboost
-
     learner = model["learner"]
     params = learner["learner_model_param"]
     gbtree = learner["gradient_booster"]
@@ -141,38 +139,14 @@ def path_booster(
     vector_trees = [
         {**_vector_tree(forest["trees"][t], values[t], width), "id": i} for i, t in enumerate(kept)
     ]
-    path_model = {
-        "learner": {
-            "attributes": {},
-            "feature_names": [],
-            "feature_types": [],
-            "gradient_booster": {
-                "model": {
-                    "cats": {"enc": [], "feature_segments": [], "sorted_idx": []},
-                    "gbtree_model_param": {
-                        "num_parallel_tree": "1",
-                        "num_trees": str(len(vector_trees)),
-                    },
-                    "iteration_indptr": list(range(len(vector_trees) + 1)),
-                    "tree_info": [0] * len(vector_trees),
-                    "trees": vector_trees,
-                },
-                "name": "gbtree",
-            },
-            "learner_model_param": {
-                "base_score": "[" + ",".join(["0"] * width) + "]",
-                "boost_from_average": "0",
-                "num_class": "0",
-                "num_feature": str(width),
-                "num_target": str(width),
-            },
-            "objective": {"name": "reg:squarederror", "reg_loss_param": {"scale_pos_weight": "1"}},
-        },
-        "version": [3, 0, 0],
-    }
-    booster = xgboost.Booster(model_file=bytearray(json.dumps(path_model).encode()))
-    booster.set_param({"nthread": 1})
-    return booster
+    document = booster_document(
+        vector_trees,
+        features=width,
+        targets=width,
+        base_score="[" + ",".join(["0"] * width) + "]",
+        objective="reg:squarederror",
+    )
+    return load_booster(document)
 
 
 def path_contributions(booster: xgboost.Booster, missing: float) -> Any:
