@@ -14,6 +14,12 @@ Figures printed, per seed:
   the served model (every applicant's true outcome, declined ones included: the
   simulator's ground truth) against the estimate;
   ``coverage: X % of months inside the band, mean |error| Y``;
+* ``covariate, reweighted``: the same applicant mix reached by resampling
+  the ``none`` month's real applicants (features and outcome together), each
+  weighted by the density ratio of the ``covariate`` month's mix to theirs (a
+  logistic regression telling the two apart). ``covariate`` itself shifts the
+  features of an applicant and keeps its outcome, so P(bad | applicant) moves
+  with the mix there, against the estimate's assumption; here it does not;
 * ``downturn``: the first month (of the calendar; past its end the lender keeps
   watching while loans mature) at which the check's backtest rule fires
   (``retraining.months.rule_backtest`` with ``[check]``: a red grade or
@@ -112,6 +118,56 @@ def month_errors(calendar: Calendar, pds: np.ndarray, threshold: float, seed: in
     return frame
 
 
+def reweighted(plain: Calendar, shifted: Calendar, seed: int) -> Calendar:
+    """``plain``'s real applicants resampled, month by month, into ``shifted``'s mix.
+
+    The weight of an applicant is the density ratio p_shifted(x) / p_plain(x),
+    read off a logistic regression fitted to tell the month's two sets of rows
+    apart: a pure covariate shift, P(bad | x) unchanged.
+    """
+    from dataclasses import replace
+
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    assert plain.outcomes is not None
+    rng = np.random.default_rng([seed, 31])
+    order = np.arange(len(plain))
+    a, b = schema.coerce_features(plain.features), schema.coerce_features(shifted.features)
+    for m in range(1, plain.months + 1):
+        where = np.flatnonzero(plain.month == m)
+        rows_a, rows_b = a.iloc[where], b.iloc[where]
+        if rows_a.equals(rows_b):  # before the drift starts
+            continue
+        numeric = [c for c in schema.NUMERIC if c in a]
+        tell = make_pipeline(
+            make_column_transformer(
+                (
+                    make_pipeline(
+                        FunctionTransformer(lambda v: np.log1p(np.nan_to_num(np.abs(v)))),
+                        StandardScaler(),
+                    ),
+                    numeric,
+                ),
+                (OneHotEncoder(handle_unknown="ignore"), list(schema.CATEGORICAL)),
+            ),
+            LogisticRegression(max_iter=1000),
+        )
+        both = pd.concat([rows_a, rows_b], ignore_index=True)
+        tell.fit(both, np.r_[np.zeros(len(where)), np.ones(len(where))])
+        p = np.clip(tell.predict_proba(rows_a)[:, 1], 1e-6, 1 - 1e-6)
+        weight = p / (1 - p)
+        order[where] = where[rng.choice(len(where), size=len(where), p=weight / weight.sum())]
+    return replace(
+        plain,
+        scenario="covariate-reweighted",
+        features=plain.features.iloc[order].reset_index(drop=True),
+        outcomes=plain.outcomes[order],
+    )
+
+
 def log_frame(calendar: Calendar, pds: np.ndarray, threshold: float, window: int) -> pd.DataFrame:
     """The inference log a lender would hold: granted loans get their outcome's date."""
     assert calendar.outcomes is not None
@@ -163,7 +219,10 @@ def backtest_fires(
     return None, "never"
 
 
-def run_seed(settings: Settings, family: str, seed: int, check: CheckConfig) -> None:
+def run_seed(
+    settings: Settings, family: str, seed: int, check: CheckConfig
+) -> dict[str, pd.DataFrame]:
+    """One seed's figures, printed; its months' errors by scenario."""
     started = time.perf_counter()
     served = Served(settings, family, seed)
     figures = calibration.calibration_figures(
@@ -179,10 +238,17 @@ def run_seed(settings: Settings, family: str, seed: int, check: CheckConfig) -> 
     source = ScenarioSource(unseen=served.test, tail=served.test.iloc[:0])
     sim = settings.simulate
     window = sim.performance_months
-    for scenario in ("none", "covariate", "downturn"):
-        calendar = build_calendar(scenario, source, sim, seed)
+    calendars: dict[str, Calendar] = {}
+    by_scenario: dict[str, pd.DataFrame] = {}
+    for scenario in ("none", "covariate", "covariate, reweighted", "downturn"):
+        if scenario == "covariate, reweighted":
+            calendar = reweighted(calendars["none"], calendars["covariate"], seed)
+        else:
+            calendar = build_calendar(scenario, source, sim, seed)
+        calendars[scenario] = calendar
         pds = served.pds(calendar)
         errors = month_errors(calendar, pds, served.threshold, seed)
+        by_scenario[scenario] = errors
         print(
             f"  {scenario}: coverage: {100 * errors['inside'].mean():.0f} % of months inside "
             f"the band, mean |error| {errors['error'].mean():.4f} "
@@ -207,6 +273,7 @@ def run_seed(settings: Settings, family: str, seed: int, check: CheckConfig) -> 
                 f"true {after['true_bad_rate_approved'].mean():.4f} (error {gap:+.4f})"
             )
     print(f"  ({time.perf_counter() - started:.0f} s)")
+    return by_scenario
 
 
 def main() -> None:
@@ -250,8 +317,16 @@ def main() -> None:
         f"backtest rule: [check] backtest_max_yellow {check.backtest_max_yellow}, "
         f"confirm_months {check.confirm_months} (retraining.months.rule_backtest)"
     )
-    for seed in args.seeds:
-        run_seed(settings, args.family, seed, check)
+    runs = [run_seed(settings, args.family, seed, check) for seed in args.seeds]
+    print(f"all {len(runs)} seeds, every month:")
+    for scenario in runs[0]:
+        months = pd.concat([run[scenario] for run in runs], ignore_index=True)
+        signed = (months["est_auc"] - months["true_auc"]).mean()
+        print(
+            f"  {scenario}: coverage: {100 * months['inside'].mean():.1f} % of months inside "
+            f"the band, mean |error| {months['error'].mean():.4f} (mean signed error "
+            f"{signed:+.4f}; a perfect estimator's {months['floor'].mean():.4f})"
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from creditops.config import CheckConfig
+
 
 @dataclass(frozen=True)
 class MonthEvidence:
@@ -134,3 +136,8 @@ def months_evidence(table: pd.DataFrame, model_version: int) -> list[MonthEviden
     mine = table.loc[table["model_version"] == model_version]
     months = [_one_month(str(m), rows) for m, rows in mine.groupby("month", sort=True)]
     return [m for m in months if m.volume > 0]
+
+
+def look_back(months: list[MonthEvidence], config: CheckConfig) -> list[MonthEvidence]:
+    """The newest ``[check] months`` months with traffic."""
+    return months[-config.months :]
