@@ -14,10 +14,10 @@ Figures printed, per seed:
   the served model (every applicant's true outcome, declined ones included: the
   simulator's ground truth) against the estimate;
   ``coverage: X % of months inside the band, mean |error| Y``;
-* ``covariate, reweighted``: the same applicant mix reached by resampling
-  the ``none`` month's real applicants (features and outcome together), each
-  weighted by the density ratio of the ``covariate`` month's mix to theirs (a
-  logistic regression telling the two apart). ``covariate`` itself shifts the
+* ``covariate, reweighted``: a month's applicants drawn (without replacement)
+  from the real unseen applicants (features and outcome together), each
+  weighted by the density ratio of the ``covariate`` month's mix to the
+  ``none`` month's (a logistic regression telling the two apart). ``covariate`` itself shifts the
   features of an applicant and keeps its outcome, so P(bad | applicant) moves
   with the mix there, against the estimate's assumption; here it does not;
 * ``downturn``: the first month (of the calendar; past its end the lender keeps
@@ -118,12 +118,14 @@ def month_errors(calendar: Calendar, pds: np.ndarray, threshold: float, seed: in
     return frame
 
 
-def reweighted(plain: Calendar, shifted: Calendar, seed: int) -> Calendar:
-    """``plain``'s real applicants resampled, month by month, into ``shifted``'s mix.
+def reweighted(plain: Calendar, shifted: Calendar, pool: pd.DataFrame, seed: int) -> Calendar:
+    """Real applicants of ``pool`` drawn, month by month, into ``shifted``'s mix.
 
-    The weight of an applicant is the density ratio p_shifted(x) / p_plain(x),
-    read off a logistic regression fitted to tell the month's two sets of rows
-    apart: a pure covariate shift, P(bad | x) unchanged.
+    A month's applicants are drawn without replacement (distinct rows, as in
+    ``none``), each with a weight of the density ratio p_shifted(x) / p_plain(x)
+    read off a logistic regression fitted to tell the month's ``plain`` rows from
+    its ``shifted`` ones: a pure covariate shift, P(bad | x) unchanged. Before
+    the drift starts a month is ``plain``'s.
     """
     from dataclasses import replace
 
@@ -134,14 +136,16 @@ def reweighted(plain: Calendar, shifted: Calendar, seed: int) -> Calendar:
 
     assert plain.outcomes is not None
     rng = np.random.default_rng([seed, 31])
-    order = np.arange(len(plain))
     a, b = schema.coerce_features(plain.features), schema.coerce_features(shifted.features)
+    candidates = schema.coerce_features(pool)
+    truth = (pool[schema.TARGET] == schema.POSITIVE_LABEL).to_numpy(np.int64)
+    rows, outcomes = a.copy(), plain.outcomes.copy()
+    numeric = [c for c in schema.NUMERIC if c in a]
     for m in range(1, plain.months + 1):
         where = np.flatnonzero(plain.month == m)
         rows_a, rows_b = a.iloc[where], b.iloc[where]
         if rows_a.equals(rows_b):  # before the drift starts
             continue
-        numeric = [c for c in schema.NUMERIC if c in a]
         tell = make_pipeline(
             make_column_transformer(
                 (
@@ -157,15 +161,12 @@ def reweighted(plain: Calendar, shifted: Calendar, seed: int) -> Calendar:
         )
         both = pd.concat([rows_a, rows_b], ignore_index=True)
         tell.fit(both, np.r_[np.zeros(len(where)), np.ones(len(where))])
-        p = np.clip(tell.predict_proba(rows_a)[:, 1], 1e-6, 1 - 1e-6)
+        p = np.clip(tell.predict_proba(candidates)[:, 1], 1e-6, 1 - 1e-6)
         weight = p / (1 - p)
-        order[where] = where[rng.choice(len(where), size=len(where), p=weight / weight.sum())]
-    return replace(
-        plain,
-        scenario="covariate-reweighted",
-        features=plain.features.iloc[order].reset_index(drop=True),
-        outcomes=plain.outcomes[order],
-    )
+        drawn = rng.choice(len(candidates), size=len(where), replace=False, p=weight / weight.sum())
+        rows.iloc[where] = candidates.iloc[drawn].to_numpy()
+        outcomes[where] = truth[drawn]
+    return replace(plain, scenario="covariate-reweighted", features=rows, outcomes=outcomes)
 
 
 def log_frame(calendar: Calendar, pds: np.ndarray, threshold: float, window: int) -> pd.DataFrame:
@@ -242,7 +243,7 @@ def run_seed(
     by_scenario: dict[str, pd.DataFrame] = {}
     for scenario in ("none", "covariate", "covariate, reweighted", "downturn"):
         if scenario == "covariate, reweighted":
-            calendar = reweighted(calendars["none"], calendars["covariate"], seed)
+            calendar = reweighted(calendars["none"], calendars["covariate"], served.test, seed)
         else:
             calendar = build_calendar(scenario, source, sim, seed)
         calendars[scenario] = calendar
