@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from xgboost import XGBClassifier
     from xgboost._typing import IterationRange
 
+    from creditops.inference import lightgbm_trees
+
 Op = Callable[[Matrix], Matrix]
 log = logging.getLogger(__name__)
 
@@ -297,11 +299,11 @@ def _compile_lightgbm(model: LGBMClassifier) -> CompiledModel:
         raise UnsupportedStepError(f"LightGBM objective {model.objective_}")
     from creditops.inference import lightgbm_trees, path_trees
 
-    rewritten: xgboost.Booster | None = None
+    rewritten: lightgbm_trees.RewrittenBooster | None = None
     try:
         trees = lightgbm_trees.rewrite(booster)
         path = path_trees.path_booster(trees.model, trees.node_values())
-        rewritten = trees.booster
+        rewritten = trees
         contribute_path = path_trees.path_contributions(path, missing=np.nan)
     except (lightgbm_trees.UnsupportedTreeError, path_trees.UnsupportedPathTreeError) as exc:
         # LightGBM's leaf indices against a per-leaf table of path credits
@@ -318,7 +320,7 @@ def _compile_lightgbm(model: LGBMClassifier) -> CompiledModel:
 
 
 def _lightgbm_predictor(
-    booster: lightgbm.Booster, rewritten: xgboost.Booster | None
+    booster: lightgbm.Booster, rewritten: lightgbm_trees.RewrittenBooster | None
 ) -> tuple[Callable[[Matrix], Matrix], float]:
     """The trees compiled to machine code, else XGBoost's predictor on them, else LightGBM's.
 
@@ -333,7 +335,7 @@ def _lightgbm_predictor(
         log.info("LightGBM trees not compiled to machine code (%s)", exc)
     if rewritten is None:
         return lambda x: cast("Matrix", booster.predict(x, num_threads=1)), 1e-9
-    xgb = rewritten
+    xgb = rewritten.booster
 
     def predict(x: Matrix) -> Matrix:
         return xgb.inplace_predict(  # type: ignore[no-any-return]
