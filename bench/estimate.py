@@ -50,7 +50,12 @@ from creditops.monitoring.estimate import estimate_performance
 from creditops.monitoring.table import MonitoringRow, MonthContext
 from creditops.retraining.evidence import months_evidence
 from creditops.retraining.months import rule_backtest
-from creditops.simulation.calendar import Calendar, build_calendar, month_start
+from creditops.simulation.calendar import (
+    Calendar,
+    applicant_months,
+    build_calendar,
+    month_start,
+)
 from creditops.simulation.outcomes import observation_dates
 from creditops.simulation.scenarios import ScenarioSource
 
@@ -238,6 +243,14 @@ def run_seed(
     )
     source = ScenarioSource(unseen=served.test, tail=served.test.iloc[:0])
     sim = settings.simulate
+    total = sim.samples or sim.months * sim.applications_per_month  # as build_calendar counts
+    biggest = int(np.bincount(applicant_months(total, sim.months)).max())
+    if biggest > len(served.test):
+        raise SystemExit(
+            f"--per-month: {biggest} applications a month is more than the "
+            f"{len(served.test)} unseen applicants a reweighted covariate month draws from "
+            "without replacement"
+        )
     window = sim.performance_months
     calendars: dict[str, Calendar] = {}
     by_scenario: dict[str, pd.DataFrame] = {}

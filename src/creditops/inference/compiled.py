@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import expit
@@ -28,7 +28,6 @@ from creditops.inference import contributions
 from creditops.inference.raw import RAW_INDEX, Matrix
 
 if TYPE_CHECKING:
-    import lightgbm
     import xgboost
     from lightgbm import LGBMClassifier
     from sklearn.base import BaseEstimator, TransformerMixin
@@ -303,13 +302,13 @@ def _compile_lightgbm(model: LGBMClassifier) -> CompiledModel:
     try:
         trees = lightgbm_trees.rewrite(booster)
         path = path_trees.path_booster(trees.model, trees.node_values())
-        rewritten = trees
         contribute_path = path_trees.path_contributions(path, missing=np.nan)
+        rewritten = trees  # both rewrites hold: XGBoost may predict on the trees
     except (lightgbm_trees.UnsupportedTreeError, path_trees.UnsupportedPathTreeError) as exc:
         # LightGBM's leaf indices against a per-leaf table of path credits
         log.info("LightGBM trees not rewritten for XGBoost's predictor (%s)", exc)
         contribute_path = contributions.lightgbm_path_contributions(booster)
-    predict, tolerance = _lightgbm_predictor(booster, rewritten)
+    predict, tolerance = lightgbm_trees.predictor(booster, rewritten)
     return CompiledModel(
         predict=predict,
         tolerance=tolerance,
@@ -317,32 +316,6 @@ def _compile_lightgbm(model: LGBMClassifier) -> CompiledModel:
         unit="log-odds",
         contribute_path=contribute_path,
     )
-
-
-def _lightgbm_predictor(
-    booster: lightgbm.Booster, rewritten: lightgbm_trees.RewrittenBooster | None
-) -> tuple[Callable[[Matrix], Matrix], float]:
-    """The trees compiled to machine code, else XGBoost's predictor on them, else LightGBM's.
-
-    Returns the predictor and how far its probabilities may be from LightGBM's:
-    1e-9 (double arithmetic), or 1e-6 for XGBoost's float32 margins.
-    """
-    from creditops.inference import native_trees
-
-    try:
-        return native_trees.compile_booster(booster), 1e-9
-    except native_trees.NativeUnavailableError as exc:
-        log.info("LightGBM trees not compiled to machine code (%s)", exc)
-    if rewritten is None:
-        return lambda x: cast("Matrix", booster.predict(x, num_threads=1)), 1e-9
-    xgb = rewritten.booster
-
-    def predict(x: Matrix) -> Matrix:
-        return xgb.inplace_predict(  # type: ignore[no-any-return]
-            x, predict_type="value", missing=np.nan, validate_features=False
-        )
-
-    return predict, 1e-6
 
 
 def _compile_forest(model: RandomForestClassifier) -> CompiledModel:

@@ -25,16 +25,21 @@ the JSON model keeps LightGBM's node values: the decision-path contributions
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from creditops.inference.raw import Matrix
 from creditops.inference.xgboost_json import booster_document, load_booster
 
 if TYPE_CHECKING:
     import lightgbm
     import xgboost
+
+log = logging.getLogger(__name__)
 
 
 class UnsupportedTreeError(Exception):
@@ -173,3 +178,29 @@ def rewrite(booster: lightgbm.Booster) -> RewrittenBooster:
         objective="binary:logistic",
     )
     return RewrittenBooster(leaves, model)
+
+
+def predictor(
+    booster: lightgbm.Booster, rewritten: RewrittenBooster | None
+) -> tuple[Callable[[Matrix], Matrix], float]:
+    """The trees compiled to machine code, else XGBoost's predictor on them, else LightGBM's.
+
+    Returns the predictor and how far its probabilities may be from LightGBM's:
+    1e-9 (double arithmetic), or 1e-6 for XGBoost's float32 margins.
+    """
+    from creditops.inference import native_trees
+
+    try:
+        return native_trees.compile_booster(booster), 1e-9
+    except native_trees.NativeUnavailableError as exc:
+        log.info("LightGBM trees not compiled to machine code (%s)", exc)
+    if rewritten is None:
+        return lambda x: cast("Matrix", booster.predict(x, num_threads=1)), 1e-9
+    # the booster is built here, once, not on the first request
+    predict = functools.partial(
+        rewritten.booster.inplace_predict,
+        predict_type="value",
+        missing=np.nan,
+        validate_features=False,
+    )
+    return predict, 1e-6
