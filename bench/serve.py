@@ -251,6 +251,44 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def compare_small_paths(settings: Settings, declined: list[dict[str, Any]]) -> None:
+    """Decision paths of the service's small batches: leaf masks against XGBoost's predictor.
+
+    In this process, on the champion's compiled model, the best of 300 calls
+    for 1, 4 and 8 declined applicants by each.
+    """
+    from creditops.inference.path_trees import PathContributions
+    from creditops.inference.raw import raw_matrix
+    from creditops.inference.scorer import prepare_model
+
+    client = registry.connect(settings.mlflow)
+    ref = registry.resolve_alias(client, settings.mlflow.registered_model)
+    loaded = prepare_model(ref, registry.load_pipeline(client, ref))
+    paths = loaded.model.contribute_path if loaded.model is not None else None
+    if not isinstance(paths, PathContributions) or paths.masks is None or not loaded.fast_path:
+        print("decision paths: not vector-leaf trees with leaf masks for this champion")
+        return
+    masks = paths.masks
+    for n in (1, 4, 8):
+        assert loaded.transform is not None
+        x = loaded.transform(raw_matrix((declined * 8)[:n]))
+        assert np.array_equal(masks(x), paths.by_xgboost(x))  # the same answer, bit for bit
+        best = {}
+        for name, walk in (("masks", masks), ("xgboost", paths.by_xgboost)):
+            times = []
+            for _ in range(300):
+                started = time.perf_counter()
+                walk(x)
+                times.append(time.perf_counter() - started)
+            best[name] = min(times) * 1e6
+        print(
+            f"  decision paths of {n} row(s): leaf masks {best['masks']:.0f} us, "
+            f"XGBoost's predictor {best['xgboost']:.0f} us, "
+            f"{best['xgboost'] / best['masks']:.1f}x",
+            flush=True,
+        )
+
+
 def compare_durability(settings: Settings, workdir: Path, wrk: str, duration: int) -> None:
     """Throughput and p99 of single-row /invocations at c=8, async then acknowledged log."""
     one = json.dumps({"dataframe_records": records(1)}).encode()
@@ -481,6 +519,7 @@ def main() -> None:
         # one declined applicant: its answer carries reason codes (approvals get none)
         scored = httpx.post(f"{base}/predict", json=big[1_000], timeout=60).json()["predictions"]
         declined = next(r for r, p in zip(big[1_000], scored, strict=True) if p["reasons"])
+        declined_rows = [r for r, p in zip(big[1_000], scored, strict=True) if p["reasons"]]
         for name, url, body in (
             ("invocations", f"{base}/invocations", one),
             ("predict", f"{base}/predict", one_predict),
@@ -514,6 +553,7 @@ def main() -> None:
                 )
     finally:
         stop(ours)
+    compare_small_paths(settings, declined_rows)
     from creditops.serving.store import InferenceStore
 
     store = InferenceStore(f"sqlite:///{workdir / 'inferences.db'}")

@@ -59,14 +59,14 @@ def test_lightgbm_paths_equal_the_float64_leaf_table() -> None:
     model = lightgbm.LGBMClassifier(n_estimators=80, num_leaves=15, verbose=-1).fit(x, y)
     fresh, _ = _data(4, 500)
     rewritten = lightgbm_trees.rewrite(model.booster_)
-    booster = path_trees.path_booster(rewritten.model, rewritten.node_values())
-    got = path_trees.path_contributions(booster, missing=np.nan)(fresh)
+    paths = path_trees.path_booster(rewritten.model, rewritten.node_values())
+    got = path_trees.path_contributions(paths, missing=np.nan)(fresh)
     table = contributions.lightgbm_path_contributions(model.booster_)(fresh)
     assert np.abs(table).max() > 0.1  # contributions worth comparing
     np.testing.assert_allclose(got, table, rtol=0, atol=1e-5)
     # a single row (the service's case) has the same shape and values
     np.testing.assert_allclose(
-        path_trees.path_contributions(booster, missing=np.nan)(fresh[:1]), table[:1], atol=1e-5
+        path_trees.path_contributions(paths, missing=np.nan)(fresh[:1]), table[:1], atol=1e-5
     )
 
 

@@ -289,7 +289,7 @@ def _xgboost_path(
         return contributions.xgboost_contributions(
             booster, iteration_range, missing, approximate=True
         )
-    return path_trees.path_contributions(path, missing)  # type: ignore[no-any-return]
+    return path_trees.path_contributions(path, missing)
 
 
 def _compile_lightgbm(model: LGBMClassifier) -> CompiledModel:
@@ -299,6 +299,7 @@ def _compile_lightgbm(model: LGBMClassifier) -> CompiledModel:
     from creditops.inference import lightgbm_trees, path_trees
 
     rewritten: lightgbm_trees.RewrittenBooster | None = None
+    contribute_path: Callable[[Matrix], Matrix]
     try:
         trees = lightgbm_trees.rewrite(booster)
         path = path_trees.path_booster(trees.model, trees.node_values())
