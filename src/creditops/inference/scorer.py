@@ -61,6 +61,8 @@ class Scores:
 
     probability: Matrix
     contributions: Matrix | None = None
+    # the classifier's input (the compiled transform's output), when the fast path scored
+    transformed: Matrix | None = None
 
 
 @dataclass
@@ -103,17 +105,23 @@ class LoadedModel:
         else:
             probability = self.predict_pipeline(frame_from_raw(raw))
         if not reasons:
-            return Scores(probability)
+            return Scores(probability, transformed=x)
         return Scores(
-            probability, self._contributions(raw if x is None else None, x, REASON_METHOD)
+            probability,
+            self._contributions(raw if x is None else None, x, REASON_METHOD),
+            transformed=x,
         )
 
-    def contributions(self, raw: Matrix, method: str = REASON_METHOD) -> Matrix | None:
+    def contributions(
+        self, raw: Matrix, method: str = REASON_METHOD, *, transformed: Matrix | None = None
+    ) -> Matrix | None:
         """Per-source contributions of raw rows by ``method`` ("path" or "shap"); None if none.
 
         Reasons use ``REASON_METHOD`` everywhere; "shap" (exact tree SHAP) is for comparisons.
+        ``transformed``: the same rows' classifier input, when the caller has it
+        (``Scores.transformed``): the transform is not run twice.
         """
-        return self._contributions(raw, None, method)
+        return self._contributions(raw, transformed, method)
 
     def _transformed(self, raw: Matrix) -> Matrix:
         """The classifier's input: the compiled transform, else the pipeline's own steps."""

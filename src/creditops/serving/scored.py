@@ -146,18 +146,21 @@ def _score_together(jobs: list[ScoreJob], scoreds: list[Scored]) -> None:
     """Score the requests of one model in one call, and their declines' contributions in one."""
     model = jobs[0].model
     raw = scoreds[0].raw if len(scoreds) == 1 else np.concatenate([s.raw for s in scoreds])
-    probability = model.score(raw, reasons=False).probability
+    scores = model.score(raw, reasons=False)
     offsets = np.cumsum([0, *(len(s.rows) for s in scoreds)])
     wanted: list[Scored] = []
+    at: list[Matrix] = []  # the wanted rows' positions in ``raw``
     for job, scored, start, stop in zip(jobs, scoreds, offsets[:-1], offsets[1:], strict=True):
-        _decide(job.service, scored, probability[start:stop])
+        _decide(job.service, scored, scores.probability[start:stop])
         if job.reasons and job.service.config.reasons_top_k > 0 and scored.decline.any():
             scored.reason_rows = np.flatnonzero(scored.decline)
             wanted.append(scored)
+            at.append(start + scored.reason_rows)
     if not wanted:
         return
-    declined = np.concatenate([s.raw[s.reason_rows] for s in wanted])
-    contributions = model.contributions(declined, REASON_METHOD)
+    rows = np.concatenate(at)
+    transformed = None if scores.transformed is None else scores.transformed[rows]
+    contributions = model.contributions(raw[rows], REASON_METHOD, transformed=transformed)
     if contributions is None:
         return
     start = 0
