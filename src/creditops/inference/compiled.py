@@ -109,16 +109,20 @@ def _onehot_block(steps: list[TransformerMixin], columns: list[str]) -> Op:
         )
         offset += len(categories)
     width = offset
+    # all the block's columns at once: each column's codes index its own stretch of
+    # one lookup table (one set of NumPy calls per block, not per column)
+    taken = np.asarray([j for j, _ in lookups], dtype=np.int64)
+    missing_code = np.asarray([len(lookup) - 1 for _, lookup in lookups], dtype=np.int64)
+    starts = np.cumsum([0, *(len(lookup) for _, lookup in lookups[:-1])]).astype(np.int64)
+    table = np.concatenate([lookup for _, lookup in lookups])
 
     def onehot(raw: Matrix) -> Matrix:
         out = np.zeros((raw.shape[0], width), dtype=np.float64)
-        rows = np.arange(raw.shape[0])
-        for j, lookup in lookups:
-            column = raw[:, j]
-            code = np.where(np.isnan(column), len(lookup) - 1, column).astype(np.int64)
-            target = lookup[code]
-            hit = target >= 0
-            out[rows[hit], target[hit]] = 1.0
+        columns = raw[:, taken]
+        code = np.where(np.isnan(columns), missing_code, columns).astype(np.int64)
+        target = table[code + starts]
+        rows, which = np.nonzero(target >= 0)
+        out[rows, target[rows, which]] = 1.0
         return out
 
     return onehot
