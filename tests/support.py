@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from creditops.config import Settings, load_config
 
 
@@ -37,3 +39,16 @@ def make_settings(root: Path, **sections: dict[str, Any]) -> Settings:
     for name, values in sections.items():
         merged[name] = {**merged.get(name, {}), **values}
     return load_config(None, **merged)
+
+
+def tree_data(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Six columns (one 0/1) with 8 % missing values and a label of four of them: for tree tests.
+
+    The missing values give the trees' splits a default side.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6))
+    x[:, 3] = rng.integers(0, 2, n)
+    y = (x[:, 0] + x[:, 1] * x[:, 3] - 0.5 * x[:, 4] + rng.normal(size=n) > 0).astype(int)
+    x[rng.random(x.shape) < 0.08] = np.nan
+    return x, y

@@ -12,15 +12,7 @@ import xgboost
 
 from creditops.inference import lightgbm_trees, path_trees
 from creditops.inference.leaf_masks import LeafMasks
-
-
-def _data(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 6))
-    x[:, 3] = rng.integers(0, 2, n)
-    y = (x[:, 0] + x[:, 1] * x[:, 3] - 0.5 * x[:, 4] + rng.normal(size=n) > 0).astype(int)
-    x[rng.random(x.shape) < 0.08] = np.nan  # missing values: splits with a default side
-    return x, y
+from support import tree_data
 
 
 def _xgboost_paths(model: xgboost.XGBClassifier) -> path_trees.PathTrees:
@@ -56,13 +48,13 @@ def _near_splits(paths: path_trees.PathTrees, rows: np.ndarray, seed: int) -> np
 
 
 def test_lightgbm_paths_by_leaf_masks_are_xgboosts_bit_for_bit() -> None:
-    x, y = _data(0)
+    x, y = tree_data(0)
     model = lightgbm.LGBMClassifier(n_estimators=120, num_leaves=31, verbose=-1).fit(x, y)
     rewritten = lightgbm_trees.rewrite(model.booster_)
     paths = path_trees.path_booster(rewritten.model, rewritten.node_values())
     assert LeafMasks.supports(paths.trees) is None
     masks = LeafMasks(paths.trees, paths.width, np.nan)
-    fresh, _ = _data(1, 2000)
+    fresh, _ = tree_data(1, 2000)
     fresh = _near_splits(paths, fresh, seed=2)
     expected = _by_xgboost(paths, fresh, np.nan)
     assert np.abs(expected).max() > 0.1  # contributions worth comparing
@@ -74,7 +66,7 @@ def test_lightgbm_paths_by_leaf_masks_are_xgboosts_bit_for_bit() -> None:
 
 
 def test_xgboost_paths_by_leaf_masks_with_a_missing_marker_and_stumps() -> None:
-    x, y = _data(3)
+    x, y = tree_data(3)
     x = np.where(np.isnan(x), -999.0, x)  # missing values marked -999, not NaN
     model = xgboost.XGBClassifier(
         n_estimators=60, max_depth=5, learning_rate=0.3, missing=-999.0, gamma=2.0
@@ -82,7 +74,7 @@ def test_xgboost_paths_by_leaf_masks_with_a_missing_marker_and_stumps() -> None:
     paths = _xgboost_paths(model)
     assert any(t["left_children"][0] == -1 for t in paths.trees)  # gamma pruned whole trees
     masks = LeafMasks(paths.trees, paths.width, -999.0)
-    fresh, _ = _data(4, 2000)
+    fresh, _ = tree_data(4, 2000)
     fresh = _near_splits(paths, np.where(np.isnan(fresh), -999.0, fresh), seed=5)
     expected = _by_xgboost(paths, fresh, -999.0)
     assert np.array_equal(masks(fresh), expected)
@@ -90,7 +82,7 @@ def test_xgboost_paths_by_leaf_masks_with_a_missing_marker_and_stumps() -> None:
 
 
 def test_an_infinite_input_is_left_to_xgboost() -> None:
-    x, y = _data(6)
+    x, y = tree_data(6)
     model = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(x, y)
     paths = _xgboost_paths(model)
     masks = LeafMasks(paths.trees, paths.width, np.nan)
@@ -103,7 +95,7 @@ def test_an_infinite_input_is_left_to_xgboost() -> None:
 def test_trees_of_more_than_64_leaves_are_walked_by_xgboost_and_the_log_says_why(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    x, y = _data(7)
+    x, y = tree_data(7)
     model = lightgbm.LGBMClassifier(
         n_estimators=5, num_leaves=80, min_child_samples=5, verbose=-1
     ).fit(x, y)

@@ -11,15 +11,7 @@ import xgboost
 
 from creditops.inference import contributions, lightgbm_trees, path_trees
 from creditops.inference.compiled import compile_model
-
-
-def _data(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 6))
-    x[:, 3] = rng.integers(0, 2, n)
-    y = (x[:, 0] + x[:, 1] * x[:, 3] - 0.5 * x[:, 4] + rng.normal(size=n) > 0).astype(int)
-    x[rng.random(x.shape) < 0.08] = np.nan  # missing values: splits with a default side
-    return x, y
+from support import tree_data
 
 
 def _approx_contribs(model: xgboost.XGBClassifier, x: np.ndarray) -> np.ndarray:
@@ -35,16 +27,16 @@ def _approx_contribs(model: xgboost.XGBClassifier, x: np.ndarray) -> np.ndarray:
 
 
 def test_xgboost_paths_equal_its_approx_contribs() -> None:
-    x, y = _data(0)
+    x, y = tree_data(0)
     model = xgboost.XGBClassifier(n_estimators=60, max_depth=4, learning_rate=0.1).fit(x, y)
-    fresh, _ = _data(1, 500)
+    fresh, _ = tree_data(1, 500)
     got = compile_model(model).contributions(fresh, "path")
     assert got is not None and got.shape == fresh.shape
     np.testing.assert_allclose(got, _approx_contribs(model, fresh), rtol=0, atol=1e-5)
 
 
 def test_xgboost_paths_keep_only_the_best_iterations() -> None:
-    x, y = _data(2)
+    x, y = tree_data(2)
     model = xgboost.XGBClassifier(
         n_estimators=400, max_depth=3, learning_rate=0.3, early_stopping_rounds=5
     ).fit(x[:2000], y[:2000], eval_set=[(x[2000:], y[2000:])], verbose=False)
@@ -55,9 +47,9 @@ def test_xgboost_paths_keep_only_the_best_iterations() -> None:
 
 
 def test_lightgbm_paths_equal_the_float64_leaf_table() -> None:
-    x, y = _data(3)
+    x, y = tree_data(3)
     model = lightgbm.LGBMClassifier(n_estimators=80, num_leaves=15, verbose=-1).fit(x, y)
-    fresh, _ = _data(4, 500)
+    fresh, _ = tree_data(4, 500)
     rewritten = lightgbm_trees.rewrite(model.booster_)
     paths = path_trees.path_booster(rewritten.model, rewritten.node_values())
     got = path_trees.path_contributions(paths, missing=np.nan)(fresh)
@@ -71,7 +63,7 @@ def test_lightgbm_paths_equal_the_float64_leaf_table() -> None:
 
 
 def test_node_means_are_cover_weighted_leaf_values() -> None:
-    x, y = _data(5)
+    x, y = tree_data(5)
     model = xgboost.XGBClassifier(n_estimators=1, max_depth=1).fit(x, y)
     tree = json.loads(bytes(model.get_booster().save_raw("json")))["learner"]["gradient_booster"][
         "model"
@@ -85,7 +77,7 @@ def test_node_means_are_cover_weighted_leaf_values() -> None:
 
 
 def test_more_than_one_output_is_not_turned_into_paths() -> None:
-    x, _ = _data(6)
+    x, _ = tree_data(6)
     y = np.random.default_rng(7).integers(0, 3, len(x))
     model = xgboost.XGBClassifier(n_estimators=3, max_depth=2).fit(x, y)
     parsed = json.loads(bytes(model.get_booster().save_raw("json")))
@@ -96,7 +88,7 @@ def test_more_than_one_output_is_not_turned_into_paths() -> None:
 def test_categorical_xgboost_splits_fall_back_to_approx_contribs() -> None:
     import pandas as pd
 
-    x, y = _data(8)
+    x, y = tree_data(8)
     frame = pd.DataFrame(x, columns=list("abcdef"))
     frame["f"] = pd.Categorical(np.random.default_rng(9).integers(0, 4, len(x)))
     model = xgboost.XGBClassifier(
