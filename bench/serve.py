@@ -13,6 +13,7 @@ server under test: figures are what this machine gives, not the server alone.
     .venv/bin/python bench/serve.py --starts 9 --first-answer-only   # start-up only: 9 cold starts
     .venv/bin/python bench/serve.py --durability    # async vs acknowledged log, c=8, same run
     .venv/bin/python bench/serve.py --shadow        # shadow scoring off vs on, c=8, same run
+    .venv/bin/python bench/serve.py --workers 2     # the service with two worker processes
 """
 
 from __future__ import annotations
@@ -436,6 +437,9 @@ def main() -> None:
     parser.add_argument("--temporary", action="store_true", help="always use a temporary champion")
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument(
+        "--workers", type=int, default=1, help="[serve] workers of the measured service"
+    )
+    parser.add_argument(
         "--starts",
         type=int,
         default=1,
@@ -498,7 +502,8 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
 
     # --- creditops -------------------------------------------------------------
-    ours, port, started = start_creditops(settings, workdir)
+    serve = {"workers": args.workers} if args.workers > 1 else None
+    ours, port, started = start_creditops(settings, workdir, serve=serve)
     base = f"http://127.0.0.1:{port}"
     sent_rows = 0
     try:
