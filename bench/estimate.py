@@ -27,6 +27,13 @@ Figures printed, per seed:
   on the month before; ``--yellow`` and ``--confirm`` override), against the
   downturn's start; the estimate's error on the downturn months, for the ROC
   AUC and for the bad rate of approved loans; the same rule on ``none``;
+* ``none, outcomes drawn from the PDs``: the ``none`` months built from unseen
+  applicants whose outcomes are drawn once from the model's own PDs, so that the
+  PDs are the truth: the error a perfectly calibrated model shows in this
+  benchmark, where every month reuses the same unseen applicants and outcomes
+  (a perfect estimator's error over fresh outcomes, printed per scenario, leaves
+  out that shared luck); with it, per seed, the unseen split's realised AUC minus
+  the AUC its PDs imply;
 * ECE and Brier score of the model on its test split, before and after calibration.
 
 Usage: ``.venv/bin/python bench/estimate.py [--seeds 0 1] [--family logreg]``.
@@ -43,10 +50,10 @@ import pandas as pd
 from sklearn.model_selection import cross_val_predict
 
 from creditops import calibration, evaluate, features, schema
-from creditops.config import CheckConfig, Settings, load_config
+from creditops.config import CheckConfig, Settings, SimulateConfig, load_config
 from creditops.data import load_dataset, split_dataset
 from creditops.monitoring.backtest import backtest_rows
-from creditops.monitoring.estimate import estimate_performance
+from creditops.monitoring.estimate import estimate_performance, expected_roc_auc
 from creditops.monitoring.table import MonitoringRow, MonthContext
 from creditops.retraining.evidence import months_evidence
 from creditops.retraining.months import rule_backtest
@@ -286,8 +293,40 @@ def run_seed(
                 f"bad rate of approved: estimated {after['est_bad_rate_approved'].mean():.4f} vs "
                 f"true {after['true_bad_rate_approved'].mean():.4f} (error {gap:+.4f})"
             )
+    by_scenario[DESIGN_FLOOR] = design_floor(served, sim, seed)
     print(f"  ({time.perf_counter() - started:.0f} s)")
     return by_scenario
+
+
+DESIGN_FLOOR = "none, outcomes drawn from the PDs"
+
+
+def design_floor(served: Served, sim: SimulateConfig, seed: int) -> pd.DataFrame:
+    """The months' errors when the model's PDs are the truth, months drawn as ``none`` draws them.
+
+    Every month reuses the same few hundred unseen applicants and their one
+    outcome each, so a month's true AUC carries the unseen split's own luck
+    (its realised AUC against the AUC its PDs imply), shared by every month of
+    a seed: a perfect estimator's error over fresh outcomes per month (the
+    ``floor`` column) leaves that out. Here each unseen applicant's outcome is
+    drawn once from the model's own PD, and the ``none`` calendar is built from
+    them: the error a perfectly calibrated model would show in this benchmark.
+    """
+    pool = served.test.copy()
+    rng = np.random.default_rng([seed, 41])
+    bad = rng.random(len(pool)) < served.reference_scores
+    pool[schema.TARGET] = np.where(bad, schema.POSITIVE_LABEL, schema.NEGATIVE_LABEL)
+    calendar = build_calendar("none", ScenarioSource(unseen=pool, tail=pool.iloc[:0]), sim, seed)
+    errors = month_errors(calendar, served.pds(calendar), served.threshold, seed)
+    luck = evaluate.roc_auc(served.y_test, served.reference_scores) - expected_roc_auc(
+        served.reference_scores
+    )
+    print(
+        f"  {DESIGN_FLOOR}: coverage: {100 * errors['inside'].mean():.0f} % of months inside the "
+        f"band, mean |error| {errors['error'].mean():.4f} (the unseen split's realised AUC "
+        f"minus the AUC its PDs imply: {luck:+.4f}, shared by every month of this seed)"
+    )
+    return errors
 
 
 def main() -> None:
