@@ -269,10 +269,10 @@ def compare_small_paths(settings: Settings, declined: list[dict[str, Any]]) -> N
     if not isinstance(paths, PathContributions) or paths.masks is None or not loaded.fast_path:
         print("decision paths: not vector-leaf trees with leaf masks for this champion")
         return
-    masks = paths.masks
+    masks, transform = paths.masks, loaded.transform
+    assert transform is not None  # the fast path
     for n in (1, 4, 8):
-        assert loaded.transform is not None
-        x = loaded.transform(raw_matrix((declined * 8)[:n]))
+        x = transform(raw_matrix((declined * 8)[:n]))
         assert np.array_equal(masks(x), paths.by_xgboost(x))  # the same answer, bit for bit
         best = {}
         for name, walk in (("masks", masks), ("xgboost", paths.by_xgboost)):
@@ -523,8 +523,8 @@ def main() -> None:
         warm_up(f"{base}/invocations", one)
         # one declined applicant: its answer carries reason codes (approvals get none)
         scored = httpx.post(f"{base}/predict", json=big[1_000], timeout=60).json()["predictions"]
-        declined = next(r for r, p in zip(big[1_000], scored, strict=True) if p["reasons"])
         declined_rows = [r for r, p in zip(big[1_000], scored, strict=True) if p["reasons"]]
+        declined = declined_rows[0]
         for name, url, body in (
             ("invocations", f"{base}/invocations", one),
             ("predict", f"{base}/predict", one_predict),

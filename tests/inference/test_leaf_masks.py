@@ -90,6 +90,9 @@ def test_an_infinite_input_is_left_to_xgboost() -> None:
     assert masks.handles(row)
     row[0, 2] = np.inf
     assert not masks.handles(row)
+    # the routed function gives XGBoost's own answer for that row
+    contribute = path_trees.path_contributions(paths, missing=np.nan)
+    assert np.array_equal(contribute(row), _by_xgboost(paths, row, np.nan))
 
 
 def test_trees_of_more_than_64_leaves_are_walked_by_xgboost_and_the_log_says_why(

@@ -1,6 +1,6 @@
 """A few rows' decision-path contributions without XGBoost's per-call cost: leaf bit masks.
 
-XGBoost's predictor costs 100-250 microseconds per call whatever the number
+XGBoost's predictor costs 150-300 microseconds per call whatever the number
 of rows (it rebuilds a view of every tree and reads the cgroup CPU quota on
 each call): most of the scoring thread's time when the service scores the
 declines of a few requests at once. :class:`LeafMasks` walks the same

@@ -24,7 +24,7 @@ The leaf vectors are float32, XGBoost's precision: contributions agree with a
 float64 walk of the trees to about 1e-6 (in log-odds), far below any gap that
 orders two reasons.
 
-A call to XGBoost's predictor costs 100-250 microseconds however few the
+A call to XGBoost's predictor costs 150-300 microseconds however few the
 rows, so :func:`path_contributions` walks batches of up to ``SMALL_BATCH``
 rows (the service's declines of a few requests) by leaf masks instead
 (:mod:`creditops.inference.leaf_masks`), which give XGBoost's float32 sums bit
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 # XGBoost writes this in a leaf's unused split condition
 _UNUSED = 1e-45
 # Batches up to this many rows are walked by leaf masks: XGBoost's predictor costs
-# 100-250 microseconds a call, leaf masks about 60 for one row and 140 for eight
+# 150-300 microseconds a call, leaf masks about 60 for one row and 140 for eight
 # (300 trees), and more than XGBoost from about a dozen rows on.
 SMALL_BATCH = 8
 
