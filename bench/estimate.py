@@ -5,8 +5,13 @@ the outcome rules (``simulation.outcomes``), a calibrated model built as
 ``creditops train`` builds one (out-of-fold raw PDs of the training split, the
 calibrator chosen by CV on them, the threshold chosen on the calibrated scale),
 and the very month providers ``creditops monitor --by month`` runs
-(``monitoring.estimate``, ``monitoring.backtest``). No service, no MLflow:
-the search is replaced by one family with its default parameters (``--family``).
+(``monitoring.estimate``, ``monitoring.backtest``). No service, no MLflow.
+The model is the one ``creditops train`` would register for ``--family``: the
+configured Optuna search (``[train]`` trials, folds; the seed is the
+benchmark's), its best trial refitted on the training split and calibrated on
+that trial's out-of-fold predictions (``training.evidence.fit_finalist``);
+``--default-params`` skips the search (the family's default parameters,
+quicker, and for a booster far more over-confident scores).
 
 Figures printed, per seed:
 
@@ -34,9 +39,12 @@ Figures printed, per seed:
   (a perfect estimator's error over fresh outcomes, printed per scenario, leaves
   out that shared luck); with it, per seed, the unseen split's realised AUC minus
   the AUC its PDs imply;
-* ECE and Brier score of the model on its test split, before and after calibration.
+* ECE and Brier score of the model on its test split, before and after
+  calibration, and the served Platt slope against one refitted on the unseen
+  outcomes (a served slope below it: PDs too narrow for the final model).
 
-Usage: ``.venv/bin/python bench/estimate.py [--seeds 0 1] [--family logreg]``.
+Usage: ``.venv/bin/python bench/estimate.py [--seeds 0 1] [--family lightgbm] [--default-params]``
+(about 30 s a seed with the search for LightGBM).
 """
 
 from __future__ import annotations
@@ -65,34 +73,73 @@ from creditops.simulation.calendar import (
 )
 from creditops.simulation.outcomes import observation_dates
 from creditops.simulation.scenarios import ScenarioSource
+from creditops.training.evidence import fit_finalist
+from creditops.training.search import search_family
 
 
 class Served:
-    """A calibrated model, its threshold and its reference PDs (test split)."""
+    """A calibrated model, its threshold and its reference PDs (test split).
 
-    def __init__(self, settings: Settings, family: str, seed: int) -> None:
+    ``search``: the model ``creditops train`` would register for ``family``: the
+    configured search (``[train]`` trials, folds and seed), its best trial refitted
+    and calibrated on that trial's out-of-fold predictions (``fit_finalist``).
+    Without it: the family's default parameters, out-of-fold predictions from
+    ``cross_val_predict`` (quicker; an untuned booster's scores are far more
+    over-confident, which the calibrator fitted on fold models only partly undoes).
+    """
+
+    def __init__(self, settings: Settings, family: str, seed: int, search: bool = True) -> None:
         dataset = load_dataset(settings.data)
         split = split_dataset(dataset, settings.data.test_size, seed)
         self.test = split.test
-        x = schema.coerce_features(split.train)
-        y = (split.train[schema.TARGET] == schema.POSITIVE_LABEL).to_numpy(dtype=np.int64)
-        folds = settings.train.cv_folds
-        pipeline = features.build_pipeline(family, {}, seed)
-        oof = cross_val_predict(pipeline, x, y, cv=folds, method="predict_proba")[:, 1]
-        pipeline.fit(x, y)
-        self.model, self.choice = calibration.calibrated_model(
-            pipeline, "auto", oof, y, folds=folds, seed=seed
-        )
-        self.threshold = evaluate.choose_threshold(
-            y, self.model.calibrate(oof), settings.train.threshold
-        )
         x_test = schema.coerce_features(split.test)
-        self.y_test = (split.test[schema.TARGET] == schema.POSITIVE_LABEL).to_numpy(np.int64)
-        self.raw_test = pipeline.predict_proba(x_test)[:, 1]
+        self.y_test = split.y_test
+        if search:
+            config = settings.train.model_copy(update={"seed": seed, "families": [family]})
+            x = schema.coerce_features(split.train)
+            trials = search_family(family, config, x, split.y_train)
+            best = max(trials, key=lambda t: t.cv_auc)
+            fit = fit_finalist(best, split, config)
+            assert isinstance(fit.model, calibration.CalibratedModel)
+            self.model, self.threshold = fit.model, fit.threshold
+            self.params = (
+                f"searched ({len(trials)} trials, CV AUC {best.cv_auc:.4f}): {best.params}"
+            )
+        else:
+            x = schema.coerce_features(split.train)
+            y = split.y_train
+            folds = settings.train.cv_folds
+            pipeline = features.build_pipeline(family, {}, seed)
+            oof = cross_val_predict(pipeline, x, y, cv=folds, method="predict_proba")[:, 1]
+            pipeline.fit(x, y)
+            self.model, _ = calibration.calibrated_model(
+                pipeline, "auto", oof, y, folds=folds, seed=seed
+            )
+            self.threshold = evaluate.choose_threshold(
+                y, self.model.calibrate(oof), settings.train.threshold
+            )
+            self.params = "default parameters"
+        self.raw_test = self.model.raw_proba(x_test)
         self.reference_scores = self.model.predict_proba(x_test)[:, 1]
+        self.slope = platt_slope(self.model, x_test, self.y_test)
 
     def pds(self, calendar: Calendar) -> np.ndarray:
         return np.asarray(self.model.predict_proba(schema.coerce_features(calendar.features))[:, 1])
+
+
+def platt_slope(model: calibration.CalibratedModel, x: pd.DataFrame, y: np.ndarray) -> str:
+    """The served Platt slope against the one the unseen rows' outcomes call for.
+
+    Both are slopes of a logistic regression on the logit of the raw score: the
+    served calibrator's, and one refitted on the unseen rows' real outcomes. A
+    served slope below the refitted one means PDs too narrow for the final
+    model: they imply a lower ROC AUC than it realises.
+    """
+    refit = float(calibration.fit_calibrator("sigmoid", model.raw_proba(x), y).coef_[0, 0])
+    if model.method != "sigmoid":
+        return f"served map isotonic; Platt slope refitted on the unseen outcomes {refit:.3f}"
+    served = float(model.calibrator.coef_[0, 0])
+    return f"Platt slope served {served:.3f}, refitted on the unseen outcomes {refit:.3f}"
 
 
 def month_errors(calendar: Calendar, pds: np.ndarray, threshold: float, seed: int) -> pd.DataFrame:
@@ -233,31 +280,23 @@ def backtest_fires(
 
 
 def run_seed(
-    settings: Settings, family: str, seed: int, check: CheckConfig
+    settings: Settings, family: str, seed: int, check: CheckConfig, search: bool = True
 ) -> dict[str, pd.DataFrame]:
     """One seed's figures, printed; its months' errors by scenario."""
     started = time.perf_counter()
-    served = Served(settings, family, seed)
+    served = Served(settings, family, seed, search)
     figures = calibration.calibration_figures(
         served.y_test, served.raw_test, served.reference_scores
     )
     print(
-        f"seed {seed}: {family}, calibration {served.choice.method}, threshold "
+        f"seed {seed}: {family}, {served.params}\n  calibration {served.model.method}, threshold "
         f"{served.threshold:.3f}; test ECE {figures['ece_uncalibrated']:.4f} -> "
         f"{figures['ece_calibrated']:.4f}, Brier {figures['brier_uncalibrated']:.4f} -> "
         f"{figures['brier_calibrated']:.4f} (noise floor: ECE of outcomes drawn from the PDs "
-        f"{figures['ece_noise_floor']:.4f})"
+        f"{figures['ece_noise_floor']:.4f}); {served.slope}"
     )
     source = ScenarioSource(unseen=served.test, tail=served.test.iloc[:0])
     sim = settings.simulate
-    total = sim.samples or sim.months * sim.applications_per_month  # as build_calendar counts
-    biggest = int(np.bincount(applicant_months(total, sim.months)).max())
-    if biggest > len(served.test):
-        raise SystemExit(
-            f"--per-month: {biggest} applications a month is more than the "
-            f"{len(served.test)} unseen applicants a reweighted covariate month draws from "
-            "without replacement"
-        )
     window = sim.performance_months
     calendars: dict[str, Calendar] = {}
     by_scenario: dict[str, pd.DataFrame] = {}
@@ -329,10 +368,29 @@ def design_floor(served: Served, sim: SimulateConfig, seed: int) -> pd.DataFrame
     return errors
 
 
+def check_month_size(settings: Settings) -> None:
+    """Stop before any work if a month needs more applicants than the unseen split holds."""
+    sim = settings.simulate
+    total = sim.samples or sim.months * sim.applications_per_month  # as build_calendar counts
+    biggest = int(np.bincount(applicant_months(total, sim.months)).max())
+    unseen = len(split_dataset(load_dataset(settings.data), settings.data.test_size, 0).test)
+    if biggest > unseen:
+        raise SystemExit(
+            f"--per-month: {biggest} applications a month is more than the "
+            f"{unseen} unseen applicants a reweighted covariate month draws from "
+            "without replacement"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--family", default="logreg")
+    parser.add_argument(
+        "--default-params",
+        action="store_true",
+        help="the family's default parameters instead of the configured search (quicker)",
+    )
     parser.add_argument(
         "--yellow", type=int, default=None, help="[check] backtest_max_yellow (default: config)"
     )
@@ -370,7 +428,10 @@ def main() -> None:
         f"backtest rule: [check] backtest_max_yellow {check.backtest_max_yellow}, "
         f"confirm_months {check.confirm_months} (retraining.months.rule_backtest)"
     )
-    runs = [run_seed(settings, args.family, seed, check) for seed in args.seeds]
+    check_month_size(settings)
+    runs = [
+        run_seed(settings, args.family, seed, check, not args.default_params) for seed in args.seeds
+    ]
     print(f"all {len(runs)} seeds, every month:")
     for scenario in runs[0]:
         months = pd.concat([run[scenario] for run in runs], ignore_index=True)
