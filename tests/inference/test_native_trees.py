@@ -44,6 +44,35 @@ def test_compiled_trees_equal_lightgbm_and_are_cached_once(tmp_path: Path) -> No
     assert cached.stat().st_mtime_ns == written  # read, not compiled again
 
 
+
+def test_small_batches_keep_the_interpreter_lock_and_give_the_same_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lleaves
+
+    called: list[int] = []  # the rows of each call of lleaves' own predict
+    own = lleaves.Model.predict
+
+    def counted(self: lleaves.Model, data: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
+        called.append(len(data))
+        return own(self, data, n_jobs=n_jobs)
+
+    monkeypatch.setattr(lleaves.Model, "predict", counted)
+    booster, x = _booster(seed=3)
+    predict = native_trees.compile_booster(booster, tmp_path / "cache")
+    whole = predict(x)  # 2,000 rows: lleaves' own predict (the lock released)
+    assert len(x) > native_trees.HELD_ROWS
+    assert called == [len(x)]
+    for rows in (0, 1, 2, 7, native_trees.HELD_ROWS):
+        part = x[:rows]
+        np.testing.assert_array_equal(predict(part), whole[:rows])
+        np.testing.assert_allclose(predict(part), booster.predict(part), rtol=0, atol=1e-12)
+    strided = x[::3][:5]  # not contiguous: copied before the machine code reads it
+    np.testing.assert_array_equal(predict(strided), whole[::3][:5])
+    with pytest.raises(ValueError, match=r"Data must be of dimension \(N, 6\)"):
+        predict(x[:2, :5])
+    assert called == [len(x)]  # every small batch went through the held entry point
+
 def test_a_folder_others_can_write_to_is_not_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

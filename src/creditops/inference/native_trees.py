@@ -38,10 +38,13 @@ from creditops.inference.raw import Matrix
 
 if TYPE_CHECKING:
     import lightgbm
+    import lleaves
 
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "CREDITOPS_NATIVE_CACHE"
+# batches up to this many rows are predicted holding the interpreter lock (about 100 us)
+HELD_ROWS = 64
 
 
 class NativeUnavailableError(Exception):
@@ -129,7 +132,47 @@ def compile_booster(
         except Exception as exc:  # LLVM's errors have no common type
             raise NativeUnavailableError(f"lleaves cannot compile the model: {exc}") from exc
 
+    small = _held_entry(model)
+
     def predict(x: Matrix) -> Matrix:
-        return model.predict(np.ascontiguousarray(x, dtype=np.float64), n_jobs=1)  # type: ignore[no-any-return]
+        data = np.ascontiguousarray(x, dtype=np.float64)
+        if small is not None and len(data) <= HELD_ROWS:
+            return small(data)
+        return model.predict(data, n_jobs=1)  # type: ignore[no-any-return]
+
+    return predict
+
+
+def _held_entry(model: lleaves.Model) -> Callable[[Matrix], Matrix] | None:
+    """The compiled trees called without releasing the interpreter lock (a few rows only).
+
+    lleaves calls its machine code through a ``ctypes.CFUNCTYPE``, which releases
+    the interpreter lock for the call. For a few rows the call takes a few
+    microseconds, but taking the lock back makes the scoring thread wait for
+    whichever thread took it meanwhile (the service's event loop, its log
+    writer): a hand-over of the lock for microseconds of work. The same entry
+    point declared as ``ctypes.PYFUNCTYPE`` keeps the lock. None when this
+    lleaves has no such entry point (its ``Model.predict`` is used then).
+    """
+    import ctypes
+
+    entry = getattr(model, "_c_entry_func", None)
+    classes = getattr(model, "_n_classes", None)
+    if entry is None or not isinstance(classes, int) or not getattr(model, "use_fp64", True):
+        return None
+    address = ctypes.cast(entry, ctypes.c_void_p).value
+    if not address:
+        return None
+    pointer = ctypes.POINTER(ctypes.c_double)
+    held = ctypes.PYFUNCTYPE(None, pointer, pointer, ctypes.c_int32, ctypes.c_int32)(address)
+    width = model.num_feature()
+
+    def predict(data: Matrix) -> Matrix:
+        if data.ndim != 2 or data.shape[1] != width:
+            raise ValueError(f"Data must be of dimension (N, {width}), is {data.shape}.")
+        rows = len(data)
+        out = np.zeros(rows if classes == 1 else (rows, classes), dtype=np.float64)
+        held(data.ctypes.data_as(pointer), out.ctypes.data_as(pointer), 0, rows)
+        return out
 
     return predict

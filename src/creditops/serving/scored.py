@@ -12,7 +12,6 @@ not depend on the rows scored with it.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from creditops.inference.reasons import REASON_METHOD
 from creditops.inference.scorer import LoadedModel
 from creditops.serving.bodies import applicant_rows
 from creditops.serving.credit_time import explored_mask
-from creditops.serving.request_ids import new_request_ids
+from creditops.serving.request_ids import new_batch_id, new_request_ids
 from creditops.serving.service import ScoringService
 
 # Log rows of requests this small are built in the scoring thread, before the answer
@@ -48,7 +47,7 @@ class Scored:
         self.rows = rows
         self.raw = raw
         self.started = started
-        self.batch_id = uuid.uuid4().hex
+        self.batch_id = new_batch_id()
         self.request_ids = new_request_ids(len(rows))
         self.probability = np.zeros(0)
         self.decline = np.zeros(0, dtype=bool)
