@@ -44,7 +44,6 @@ def test_compiled_trees_equal_lightgbm_and_are_cached_once(tmp_path: Path) -> No
     assert cached.stat().st_mtime_ns == written  # read, not compiled again
 
 
-
 def test_small_batches_keep_the_interpreter_lock_and_give_the_same_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,6 +71,7 @@ def test_small_batches_keep_the_interpreter_lock_and_give_the_same_answer(
     with pytest.raises(ValueError, match=r"Data must be of dimension \(N, 6\)"):
         predict(x[:2, :5])
     assert called == [len(x)]  # every small batch went through the held entry point
+
 
 def test_a_folder_others_can_write_to_is_not_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture

@@ -11,20 +11,65 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from creditops.config import MlflowConfig, ServeConfig, load_config
 from creditops.reason_codes import DEFAULT_PROTECTED
 from creditops.serving.metrics import MetricsMiddleware
 from creditops.serving.prefetch import Prefetch
-from creditops.serving.responses import add_error_handlers
+from creditops.serving.responses import add_error_handlers, unexpected_error_handler
 from creditops.serving.routes import admin, feedback, scoring, status
 from creditops.serving.service import ScoringService
 from creditops.serving.store import InferenceStore
 
 CONFIG_ENV = "CREDITOPS_CONFIG"
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class ScoringApp(FastAPI):
+    """The FastAPI app, with the scoring endpoints answered before its middleware stack.
+
+    ``POST /predict`` and ``POST /invocations`` (``direct``) skip FastAPI's
+    telemetry check, Starlette's error and body-limit middleware and the
+    router: on one applicant those cost about as much as reading its body.
+    What the stack gives them is done here: the request is counted and timed
+    in the service's metrics (as :class:`MetricsMiddleware` counts the others),
+    and an unexpected error is answered by the app's 500 handler. Everything
+    else goes through FastAPI as usual.
+    """
+
+    direct: dict[str, Endpoint]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.direct.get(scope["path"])
+            if endpoint is not None:
+                await self._direct(endpoint, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _direct(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        scope["app"] = self
+        request = Request(scope, receive, send)
+        status = 500
+        try:
+            try:
+                response = await endpoint(request)
+            except Exception as exc:  # as ServerErrorMiddleware would, with the app's body
+                response = await unexpected_error_handler(request, exc)
+            status = response.status_code
+            await response(scope, receive, send)  # the answer, then its background task
+        finally:
+            self.state.service.metrics.observe_request(
+                scope["path"], status, time.perf_counter() - started
+            )
 
 
 def create_app(
@@ -59,7 +104,7 @@ def create_app(
         finally:
             await service.stop()
 
-    app = FastAPI(
+    app = ScoringApp(
         title="creditops scoring service",
         version="1",
         description=(
@@ -72,7 +117,7 @@ def create_app(
     app.state.service = service
     for module in (scoring, feedback, status, admin):  # the order /openapi.json lists them in
         app.include_router(module.router)
-    app.router.routes[:0] = scoring.direct_routes()
+    app.direct = scoring.direct_endpoints()
     add_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     return app

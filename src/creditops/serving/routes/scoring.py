@@ -13,16 +13,16 @@ Reasons are given for declined applicants only, as reason codes
 at most ``[serve] reasons_top_k``, strongest first, never a protected attribute.
 
 Both routes exist twice: as documented FastAPI routes (in the OpenAPI schema)
-and as plain Starlette routes placed before them (:func:`direct_routes`), which
-skip FastAPI's dependency solving and parameter parsing: they cost more per
-request than parsing one applicant.
+and as plain endpoints (:func:`direct_endpoints`) the app calls before its
+middleware stack, router, dependency solving and parameter parsing: together
+they cost more per request than parsing one applicant.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -31,7 +31,6 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response
-from starlette.routing import Route
 
 from creditops.errors import StoreError
 from creditops.inference.reasons import Reason, names_for, reason_lists
@@ -42,7 +41,7 @@ from creditops.serving.responses import ApiError, error_responses, json_response
 from creditops.serving.scored import Answer, Scored, ScoreJob, score_jobs
 from creditops.serving.service import ScoringService
 
-__all__ = ["Scored", "direct_routes", "router"]
+__all__ = ["Scored", "direct_endpoints", "router"]
 
 router = APIRouter()
 BIG_BODY_BYTES = 256 * 1024  # about 1,700 applicants: the inference log waits for these
@@ -247,7 +246,7 @@ async def invocations(request: Request, service: Service) -> Response:
     return json_response(body_out, headers=headers, background=_logged(service, scored))
 
 
-# --- the scoring routes without FastAPI's per-request machinery --------------------
+# --- the scoring endpoints without FastAPI's per-request machinery --------------------
 
 
 @contextlib.contextmanager
@@ -279,14 +278,10 @@ async def _invocations_direct(request: Request) -> Response:
         return await invocations(request, service)
 
 
-def direct_routes() -> list[Route]:
-    """``/predict`` and ``/invocations`` as plain Starlette routes.
+def direct_endpoints() -> dict[str, Callable[[Request], Awaitable[Response]]]:
+    """``POST /predict`` and ``POST /invocations`` by path, for :class:`~creditops.serving.app.ScoringApp`.
 
-    They are placed before the documented FastAPI routes, which stay in the
-    OpenAPI schema: dependency solving and parameter parsing cost more per
-    request than parsing one applicant.
+    The app answers them before its middleware stack and router; the
+    documented FastAPI routes stay in the OpenAPI schema.
     """
-    return [
-        Route("/predict", _predict_direct, methods=["POST"], include_in_schema=False),
-        Route("/invocations", _invocations_direct, methods=["POST"], include_in_schema=False),
-    ]
+    return {"/predict": _predict_direct, "/invocations": _invocations_direct}
