@@ -152,9 +152,13 @@ def _run_workers(
 
 
 def _options(host: str, port: int) -> dict[str, Any]:
+    from creditops.serving.http_protocol import protocol_class
+
     return {
         "host": host,
         "port": port,
+        # an answer's headers and body in one write (see http_protocol)
+        "http": protocol_class(),
         "access_log": False,
         "log_level": "warning",
         "timeout_graceful_shutdown": 30,
