@@ -371,7 +371,7 @@ class MlflowServerConfig(Section):
 class BatchConfig(Section):
     """``creditops score``: batch scoring of a file."""
 
-    chunk_rows: int = Field(200_000, ge=1)
+    chunk_rows: int = Field(100_000, ge=1)
     # reasons per row (codes from creditops.reason_codes): at most 4, as [serve]
     reasons_top_k: int = Field(4, ge=0, le=4)
     reasons_for: Literal["declined", "all"] = "declined"
