@@ -43,7 +43,7 @@ Figures printed, per seed:
   calibration, and the served Platt slope against one refitted on the unseen
   outcomes (a served slope below it: PDs too narrow for the final model).
 
-Usage: ``.venv/bin/python bench/estimate.py [--seeds 0 1] [--family lightgbm] [--default-params]``
+Usage: ``.venv/bin/python bench/estimate.py [--seeds 0 1] [--family logreg] [--default-params]``
 (about 30 s a seed with the search for LightGBM).
 """
 
@@ -385,7 +385,11 @@ def check_month_size(settings: Settings) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
-    parser.add_argument("--family", default="logreg")
+    parser.add_argument(
+        "--family",
+        default="lightgbm",
+        help="the family to search and serve (default: lightgbm, the default champion family)",
+    )
     parser.add_argument(
         "--default-params",
         action="store_true",
