@@ -14,6 +14,7 @@ rows/s, < 2 GiB). A script, not a test: `python bench/batch.py [ROWS] [--family 
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 import threading
 import time
@@ -122,9 +123,10 @@ def main() -> None:
     speed: dict[tuple[str, str, str], float] = {}
     for family, source, label, update in runs:
         run_config = settings.batch.model_copy(update=update)
-        output = (
-            root / f"scores-{family}-{label.replace('/', '-').replace(', ', '-')}{source.suffix}"
-        )
+        name = re.sub(
+            r"[^0-9a-z]+", "-", label
+        )  # "declined/path, 200k chunks" -> declined-path-200k-chunks
+        output = root / f"scores-{family}-{name}{source.suffix}"
         with PeakMemory() as memory:
             started = time.perf_counter()
             summary = score_file(
