@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from creditops.config import Settings, load_config
+
+if TYPE_CHECKING:
+    import xgboost
+
+    from creditops.inference import path_trees
 
 
 def isolated_sections(root: Path) -> dict[str, dict[str, Any]]:
@@ -52,3 +58,38 @@ def tree_data(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
     y = (x[:, 0] + x[:, 1] * x[:, 3] - 0.5 * x[:, 4] + rng.normal(size=n) > 0).astype(int)
     x[rng.random(x.shape) < 0.08] = np.nan
     return x, y
+
+
+def xgboost_paths(model: xgboost.XGBClassifier) -> path_trees.PathTrees:
+    """The vector-leaf trees of an XGBoost classifier's decision paths."""
+    from creditops.inference import path_trees
+
+    parsed = json.loads(bytes(model.get_booster().save_raw("json")))
+    trees = parsed["learner"]["gradient_booster"]["model"]["trees"]
+    return path_trees.path_booster(parsed, [path_trees.node_means(t) for t in trees])
+
+
+def by_xgboost(paths: path_trees.PathTrees, x: np.ndarray, missing: float) -> np.ndarray:
+    """The independent answer: XGBoost's own predictor on the same vector-leaf trees."""
+    margin = paths.booster.inplace_predict(
+        x, predict_type="margin", missing=missing, validate_features=False
+    )
+    return np.asarray(margin, dtype=np.float64).reshape(len(x), -1)
+
+
+def near_splits(paths: path_trees.PathTrees, rows: np.ndarray, seed: int) -> np.ndarray:
+    """Rows whose values sit on, just under and just over the trees' own split conditions."""
+    rng = np.random.default_rng(seed)
+    out = rows.copy()
+    for tree in paths.trees:
+        for node, child in enumerate(tree["left_children"]):
+            if child == -1:
+                continue
+            condition = np.float32(tree["split_conditions"][node])
+            if not np.isfinite(condition):
+                continue
+            i = rng.integers(0, len(out))
+            nudge = rng.choice([-1, 0, 1])
+            value = condition if nudge == 0 else np.nextafter(condition, np.float32(nudge * np.inf))
+            out[i, tree["split_indices"][node]] = float(value)
+    return out

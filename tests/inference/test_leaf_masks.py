@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import lightgbm
@@ -12,39 +11,7 @@ import xgboost
 
 from creditops.inference import lightgbm_trees, path_trees
 from creditops.inference.leaf_masks import LeafMasks
-from support import tree_data
-
-
-def _xgboost_paths(model: xgboost.XGBClassifier) -> path_trees.PathTrees:
-    parsed = json.loads(bytes(model.get_booster().save_raw("json")))
-    trees = parsed["learner"]["gradient_booster"]["model"]["trees"]
-    return path_trees.path_booster(parsed, [path_trees.node_means(t) for t in trees])
-
-
-def _by_xgboost(paths: path_trees.PathTrees, x: np.ndarray, missing: float) -> np.ndarray:
-    """The independent answer: XGBoost's own predictor on the same vector-leaf trees."""
-    margin = paths.booster.inplace_predict(
-        x, predict_type="margin", missing=missing, validate_features=False
-    )
-    return np.asarray(margin, dtype=np.float64).reshape(len(x), -1)
-
-
-def _near_splits(paths: path_trees.PathTrees, rows: np.ndarray, seed: int) -> np.ndarray:
-    """Rows whose values sit on, just under and just over the trees' own split conditions."""
-    rng = np.random.default_rng(seed)
-    out = rows.copy()
-    for tree in paths.trees:
-        for node, child in enumerate(tree["left_children"]):
-            if child == -1:
-                continue
-            condition = np.float32(tree["split_conditions"][node])
-            if not np.isfinite(condition):
-                continue
-            i = rng.integers(0, len(out))
-            nudge = rng.choice([-1, 0, 1])
-            value = condition if nudge == 0 else np.nextafter(condition, np.float32(nudge * np.inf))
-            out[i, tree["split_indices"][node]] = float(value)
-    return out
+from support import by_xgboost, near_splits, tree_data, xgboost_paths
 
 
 def test_lightgbm_paths_by_leaf_masks_are_xgboosts_bit_for_bit() -> None:
@@ -55,8 +22,8 @@ def test_lightgbm_paths_by_leaf_masks_are_xgboosts_bit_for_bit() -> None:
     assert LeafMasks.supports(paths.trees) is None
     masks = LeafMasks(paths.trees, paths.width, np.nan)
     fresh, _ = tree_data(1, 2000)
-    fresh = _near_splits(paths, fresh, seed=2)
-    expected = _by_xgboost(paths, fresh, np.nan)
+    fresh = near_splits(paths, fresh, seed=2)
+    expected = by_xgboost(paths, fresh, np.nan)
     assert np.abs(expected).max() > 0.1  # contributions worth comparing
     assert np.array_equal(masks(fresh), expected)
     # the routed function: small batches by masks, large ones by XGBoost, one answer
@@ -71,12 +38,12 @@ def test_xgboost_paths_by_leaf_masks_with_a_missing_marker_and_stumps() -> None:
     model = xgboost.XGBClassifier(
         n_estimators=60, max_depth=5, learning_rate=0.3, missing=-999.0, gamma=2.0
     ).fit(x, y)
-    paths = _xgboost_paths(model)
+    paths = xgboost_paths(model)
     assert any(t["left_children"][0] == -1 for t in paths.trees)  # gamma pruned whole trees
     masks = LeafMasks(paths.trees, paths.width, -999.0)
     fresh, _ = tree_data(4, 2000)
-    fresh = _near_splits(paths, np.where(np.isnan(fresh), -999.0, fresh), seed=5)
-    expected = _by_xgboost(paths, fresh, -999.0)
+    fresh = near_splits(paths, np.where(np.isnan(fresh), -999.0, fresh), seed=5)
+    expected = by_xgboost(paths, fresh, -999.0)
     assert np.array_equal(masks(fresh), expected)
     assert np.array_equal(masks(fresh[:1]), expected[:1])
 
@@ -84,7 +51,7 @@ def test_xgboost_paths_by_leaf_masks_with_a_missing_marker_and_stumps() -> None:
 def test_an_infinite_input_is_left_to_xgboost() -> None:
     x, y = tree_data(6)
     model = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(x, y)
-    paths = _xgboost_paths(model)
+    paths = xgboost_paths(model)
     masks = LeafMasks(paths.trees, paths.width, np.nan)
     row = x[:1].copy()
     assert masks.handles(row)
@@ -92,7 +59,7 @@ def test_an_infinite_input_is_left_to_xgboost() -> None:
     assert not masks.handles(row)
     # the routed function gives XGBoost's own answer for that row
     contribute = path_trees.path_contributions(paths, missing=np.nan)
-    assert np.array_equal(contribute(row), _by_xgboost(paths, row, np.nan))
+    assert np.array_equal(contribute(row), by_xgboost(paths, row, np.nan))
 
 
 def test_trees_of_more_than_64_leaves_are_walked_by_xgboost_and_the_log_says_why(
@@ -109,7 +76,7 @@ def test_trees_of_more_than_64_leaves_are_walked_by_xgboost_and_the_log_says_why
     with caplog.at_level(logging.INFO, logger="creditops.inference.path_trees"):
         contribute = path_trees.path_contributions(paths, missing=np.nan)
     assert "more than 64" in caplog.text
-    assert np.array_equal(contribute(x[:3]), _by_xgboost(paths, x[:3], np.nan))
+    assert np.array_equal(contribute(x[:3]), by_xgboost(paths, x[:3], np.nan))
 
 
 def test_a_default_left_split_at_minus_infinity_is_not_taken() -> None:

@@ -17,8 +17,8 @@ row and core for 300 trees of depth 4). Reasons everywhere use the boosters'
 decision-path contributions instead (``method="path"``): XGBoost's
 ``approx_contribs``, and for LightGBM each split's change of ``internal_value``
 (child minus parent) credited to the split's feature. Both are computed by
-vector-leaf trees on XGBoost's predictor (:mod:`creditops.inference.path_trees`),
-at the cost of a prediction; when a model's trees cannot be rewritten, by
+vector-leaf trees (:mod:`creditops.inference.path_trees`), at the cost of a
+prediction; when a model's trees cannot be rewritten, by
 XGBoost's ``approx_contribs`` and by a table of each LightGBM leaf's path
 credits summed over the leaves a row reaches. Both are additive (bias +
 contributions = log-odds), like SHAP, and cost a prediction, not a SHAP pass.

@@ -15,6 +15,10 @@ keys. Otherwise the model is compiled for this process alone, with a warning.
 The folder is ``$CREDITOPS_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/creditops/native``,
 else ``~/.cache/creditops/native``.
 
+:func:`compile_text` compiles any model written in LightGBM's text format
+through the same cache: :mod:`creditops.inference.native_paths` writes one
+whose trees give the leaf a row reaches, for the decision-path contributions.
+
 lleaves needs llvmlite below 0.45 (the legacy pass manager), which has no
 wheel for Python 3.14 and later: without it :func:`compile_booster` raises
 :class:`NativeUnavailableError` and the scorer uses XGBoost's predictor.
@@ -79,12 +83,14 @@ def private_folder(folder: Path) -> bool:
     return True
 
 
-def _key(model_text: str) -> str:
+def _key(model_text: str, raw_score: bool = False, inline: bool = True) -> str:
     """The cache key: the model and everything the machine code depends on."""
     import llvmlite.binding as llvm
 
     parts = [
         model_text,
+        *(["raw_score"] if raw_score else []),
+        *([] if inline else ["not inlined"]),
         metadata.version("lleaves"),
         metadata.version("llvmlite"),
         llvm.get_host_cpu_name(),
@@ -105,34 +111,8 @@ def compile_booster(
     Raises:
         NativeUnavailableError: lleaves is not installed, or cannot compile the model.
     """
-    try:
-        import lleaves
-    except ImportError as exc:  # Python 3.14+: no llvmlite wheel lleaves can use
-        raise NativeUnavailableError(f"lleaves is not installed ({exc})") from exc
-    text = booster.model_to_string()
-    folder = cache_folder() if folder is None else folder
-    with tempfile.TemporaryDirectory(prefix="creditops-native-") as scratch:
-        model_file = Path(scratch) / "model.txt"
-        model_file.write_text(text)
-        model = lleaves.Model(model_file=str(model_file))
-        try:
-            if private_folder(folder):
-                cached = folder / f"{_key(text)}.o"
-                if cached.exists():
-                    model.compile(cache=str(cached))
-                else:  # compiled into a file of this process's, then moved in whole
-                    partial = folder / f".{cached.name}.{os.getpid()}.{id(model):x}.partial"
-                    try:
-                        model.compile(cache=str(partial))
-                        os.replace(partial, cached)
-                    finally:
-                        partial.unlink(missing_ok=True)
-            else:
-                model.compile()
-        except Exception as exc:  # LLVM's errors have no common type
-            raise NativeUnavailableError(f"lleaves cannot compile the model: {exc}") from exc
-
-    small = _held_entry(model)
+    model = compile_text(booster.model_to_string(), folder)
+    small = held_entry(model)
 
     def predict(x: Matrix) -> Matrix:
         data = np.ascontiguousarray(x, dtype=np.float64)
@@ -143,7 +123,50 @@ def compile_booster(
     return predict
 
 
-def _held_entry(model: lleaves.Model) -> Callable[[Matrix], Matrix] | None:
+def compile_text(
+    text: str, folder: Path | None = None, *, raw_score: bool = False, inline: bool = True
+) -> lleaves.Model:
+    """A model in LightGBM's text format compiled by lleaves, through the cache.
+
+    Args:
+        text: the model (``Booster.model_to_string()``, or one written in that format).
+        folder: the cache folder (default :func:`cache_folder`).
+        raw_score: the trees' sums without the objective's transform.
+        inline: each tree's code inlined into the forest's loop (lleaves' default):
+            faster to run, several times slower to compile.
+
+    Raises:
+        NativeUnavailableError: lleaves is not installed, or cannot compile the model.
+    """
+    try:
+        import lleaves
+    except ImportError as exc:  # Python 3.14+: no llvmlite wheel lleaves can use
+        raise NativeUnavailableError(f"lleaves is not installed ({exc})") from exc
+    folder = cache_folder() if folder is None else folder
+    with tempfile.TemporaryDirectory(prefix="creditops-native-") as scratch:
+        model_file = Path(scratch) / "model.txt"
+        model_file.write_text(text)
+        try:
+            model = lleaves.Model(model_file=str(model_file))
+            if private_folder(folder):
+                cached = folder / f"{_key(text, raw_score, inline)}.o"
+                if cached.exists():
+                    model.compile(cache=str(cached), raw_score=raw_score, finline=inline)
+                else:  # compiled into a file of this process's, then moved in whole
+                    partial = folder / f".{cached.name}.{os.getpid()}.{id(model):x}.partial"
+                    try:
+                        model.compile(cache=str(partial), raw_score=raw_score, finline=inline)
+                        os.replace(partial, cached)
+                    finally:
+                        partial.unlink(missing_ok=True)
+            else:
+                model.compile(raw_score=raw_score, finline=inline)
+        except Exception as exc:  # LLVM's errors have no common type
+            raise NativeUnavailableError(f"lleaves cannot compile the model: {exc}") from exc
+    return model
+
+
+def held_entry(model: lleaves.Model) -> Callable[[Matrix], Matrix] | None:
     """The compiled trees called without releasing the interpreter lock (a few rows only).
 
     lleaves calls its machine code through a ``ctypes.CFUNCTYPE``, which releases
