@@ -48,7 +48,7 @@ def _hostile_rows(paths: path_trees.PathTrees, seed: int, missing: float = np.na
     ],
 )
 def test_lightgbm_paths_are_xgboosts_bit_for_bit(
-    seed: int, params: dict[str, object], tmp_path: Path
+    seed: int, params: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = _lightgbm_paths(seed, **params)
     native = native_paths.NativePaths(paths.trees, paths.width, np.nan, tmp_path)
@@ -60,6 +60,8 @@ def test_lightgbm_paths_are_xgboosts_bit_for_bit(
     assert np.array_equal(got, expected)
     for size in (0, 1, native_trees.HELD_ROWS, native_trees.HELD_ROWS + 1):  # held entry and not
         assert np.array_equal(native(rows[:size]), expected[:size]), size
+    monkeypatch.setattr(native_paths, "PASS_CELLS", 7 * native.trees)  # passes of 7 rows
+    assert np.array_equal(native(rows[:100]), expected[:100])
     # every leaf number decoded is a leaf of its own tree
     counts = [sum(1 for c in t["left_children"] if c == -1) for t in paths.trees]
     assert max(counts) == params["num_leaves"]  # the widest tree is as wide as allowed

@@ -39,6 +39,8 @@ from creditops.inference.raw import Matrix
 # a compiled class sums at most this many trees, a byte each (48 bits: exact in a double)
 TREES_PER_CLASS = 6
 MAX_LEAVES = 256
+# the most rows x trees cells one pass walks and sums
+PASS_CELLS = 2**22
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -180,11 +182,19 @@ class NativePaths:
 
     def __call__(self, x: Matrix) -> Matrix:
         """Each row's contributions (rows x width, float64), XGBoost's float32 sums exactly."""
-        from scipy import sparse
-
         n = len(x)
         if not self.trees or not n:
             return np.zeros((n, self.width))
+        # in passes of at most PASS_CELLS rows x trees: the leaf numbers and the
+        # indicator's values take 8 bytes a cell (32 MiB a pass), whatever the batch
+        step = max(1, PASS_CELLS // self.trees)
+        if n <= step:
+            return self._summed(x)
+        return np.concatenate([self._summed(x[i : i + step]) for i in range(0, n, step)])
+
+    def _summed(self, x: Matrix) -> Matrix:
+        from scipy import sparse
+
         leaf = self.leaves(x)
         reached = sparse.csr_array(
             (
@@ -192,7 +202,7 @@ class NativePaths:
                 leaf.ravel(),
                 np.arange(0, leaf.size + 1, self.trees, dtype=leaf.dtype),
             ),
-            shape=(n, len(self._credits)),
+            shape=(len(x), len(self._credits)),
         )
         summed = reached @ self._credits  # float32, tree after tree (index order) from zero
         return np.asarray(summed, dtype=np.float64)
