@@ -150,3 +150,46 @@ def test_output_over_the_input_is_refused_before_anything_is_written(tmp_path: P
             tmp_path / "out.csv",
             show_progress=False,
         )
+
+
+def test_parquet_category_columns_of_any_encoding_score_as_the_csv(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = applicants(credit_dataset, 600)
+    frame.loc[7, "Job"] = "astronaut"  # not a category: rejected, named with its value
+    frame.loc[300, "Marital"] = None
+    csv = tmp_path / "in.csv"
+    frame.to_csv(csv, index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # dictionary-encoded in the file, in row groups of 250 rows (chunks of 128 straddle them)
+    encoded = tmp_path / "encoded.parquet"
+    pq.write_table(table, encoded, row_group_size=250, use_dictionary=True)
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(table, plain, row_group_size=250, use_dictionary=False)
+    # a hostile file: Records written as numbers, not text
+    numbers = tmp_path / "numbers.parquet"
+    records = pa.array(np.where(frame["Records"] == "yes", 1, 0))
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("Records"), "Records", records), numbers
+    )
+    batch = serving_registry.settings.batch.model_copy(update={"chunk_rows": 128})
+    mlflow = serving_registry.settings.mlflow
+
+    def scored(source: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+        output = tmp_path / f"scores-{source.stem}.csv"
+        score_file(batch, mlflow, source, output, show_progress=False)
+        return pd.read_csv(output), pd.read_csv(rejects_path(output, ".rejects"))
+
+    expected, expected_rejects = scored(csv)
+    assert list(expected_rejects["row"]) == [8]
+    assert "Job: 'astronaut' is not one of" in expected_rejects["reasons"].iloc[0]
+    for source in (encoded, plain):
+        got, rejects = scored(source)
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        pd.testing.assert_frame_equal(rejects, expected_rejects, check_exact=True)
+    got, rejects = scored(numbers)
+    assert len(got) == 0 and len(rejects) == 600  # every row: Records 0 or 1 is not one of no, yes
+    assert rejects["reasons"].str.contains("Records: 0 is not one of").any()

@@ -120,7 +120,12 @@ def _record_batches(path: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:
     import pyarrow.parquet as pq
 
     if file_format(path) == "parquet":
-        return iter(pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
+        # the contract's text columns as dictionaries (pandas categoricals): a few
+        # categories, not a Python string per cell; a column of another type is read as it is
+        present = set(pq.ParquetFile(path).schema_arrow.names)
+        categories = [name for name in schema.CATEGORICAL if name in present]
+        reader = pq.ParquetFile(path, read_dictionary=categories or None)
+        return iter(reader.iter_batches(batch_size=chunk_rows))
     return _csv_batches(path)
 
 
