@@ -26,10 +26,10 @@ orders two reasons.
 
 :func:`path_contributions` walks larger batches by the trees' splits compiled
 to machine code (:mod:`creditops.inference.native_paths`: the leaves reached,
-then their credits summed, at about half XGBoost's cost), and batches of up to
+then their credits summed, at 60-80 % of XGBoost's cost), and batches of up to
 ``SMALL_BATCH`` rows (the service's declines of a few requests) by leaf masks
 (:mod:`creditops.inference.leaf_masks`), which skip the 150-300 microseconds
-a call of either predictor costs however few the rows. Both give XGBoost's
+a call of XGBoost's predictor costs however few the rows. Both give XGBoost's
 float32 sums bit for bit, so the service and batch scoring give an applicant
 the same reasons; XGBoost's predictor walks them where lleaves is not
 installed or cannot take the trees.
@@ -184,7 +184,7 @@ class PathContributions:
     (:mod:`creditops.inference.leaf_masks`, XGBoost's answer bit for bit
     without its per-call cost), more by the trees compiled to machine code
     (:mod:`creditops.inference.native_paths`, XGBoost's answer bit for bit at
-    half its cost), else by XGBoost's predictor.
+    60-80 % of its cost), else by XGBoost's predictor.
     """
 
     def __init__(self, paths: PathTrees, missing: float) -> None:
