@@ -123,9 +123,8 @@ def main() -> None:
     speed: dict[tuple[str, str, str], float] = {}
     for family, source, label, update in runs:
         run_config = settings.batch.model_copy(update=update)
-        name = re.sub(
-            r"[^0-9a-z]+", "-", label
-        )  # "declined/path, 200k chunks" -> declined-path-200k-chunks
+        # "declined/path, 200k chunks" -> declined-path-200k-chunks
+        name = re.sub(r"[^0-9a-z]+", "-", label)
         output = root / f"scores-{family}-{name}{source.suffix}"
         with PeakMemory() as memory:
             started = time.perf_counter()

@@ -140,3 +140,14 @@ def test_a_split_at_minus_infinity_is_refused() -> None:
     }
     with pytest.raises(native_paths.UnsupportedNativePathsError, match="-inf"):
         native_paths.NativePaths([tree], 1, np.nan)
+
+
+def test_trees_that_are_all_a_lone_leaf_credit_nothing(tmp_path: Path) -> None:
+    lone = {"left_children": [-1], "right_children": [0], "leaf_weights": [0.0, 0.0, 0.0]}
+    native = native_paths.NativePaths([lone, lone], 3, np.nan, tmp_path)
+    rows = np.array([[1.0, np.nan, -2.0], [0.0, 5.0, np.inf]])
+    assert native.trees == 0
+    assert list(tmp_path.iterdir()) == []  # nothing to compile
+    assert native.leaves(rows).shape == (2, 0)
+    got = native(rows)
+    assert got.dtype == np.float64 and np.array_equal(got, np.zeros((2, 3)))
