@@ -167,3 +167,68 @@ def test_real_dataset_satisfies_the_contract(credit_dataset: object) -> None:
         if isinstance(spec, schema.NumericField):
             assert observed[name].min() >= spec.observed[0]
             assert observed[name].max() <= spec.observed[1]
+
+
+def _cell_breaks(spec: schema.Field, cell: object) -> bool:
+    """One cell against its field's rules, in plain Python (the oracle of the vectorised check)."""
+    if cell is None or cell is pd.NA or (isinstance(cell, float) and math.isnan(cell)):
+        return not spec.nullable
+    if isinstance(spec, schema.CategoricalField):
+        return cell not in spec.categories
+    try:
+        number = float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True
+    if not math.isfinite(number):
+        return True
+    low = number <= spec.minimum if spec.exclusive_minimum else number < spec.minimum
+    return low or number > spec.maximum or (spec.integer and not number.is_integer())
+
+
+_HOSTILE_NUMBERS: list[object] = [np.nan, None, "ten", "12", math.inf, -math.inf, -1.0, 0.5, 1e12]
+_HOSTILE_LABELS: list[object] = [None, np.nan, "castle", "", "Owner", 3]
+
+
+def _hostile_frame(rng: np.random.Generator, rows: int, layout: str) -> pd.DataFrame:
+    """Rows drawn from the real dataset's values, about one cell in twenty made hostile."""
+    good = pd.DataFrame([applicant()] * rows)
+    data: dict[str, object] = {}
+    for name, spec in schema.FIELDS.items():
+        cells = good[name].astype(object).to_numpy()
+        hit = rng.random(rows) < 0.05
+        pool = _HOSTILE_LABELS if isinstance(spec, schema.CategoricalField) else _HOSTILE_NUMBERS
+        for i in np.flatnonzero(hit):
+            cells[i] = pool[rng.integers(len(pool))]
+        column = pd.Series(cells, dtype=object)
+        if isinstance(spec, schema.CategoricalField) and layout == "typed":
+            column = column.where(column.map(lambda c: isinstance(c, str)), None)
+            column = column.astype("category")  # as a Parquet dictionary column is read
+        elif isinstance(spec, schema.NumericField) and layout == "typed":
+            numbers = pd.to_numeric(column, errors="coerce")
+            column = numbers.astype("Float64" if name == "Debt" else "float64")
+        data[name] = column
+    return pd.DataFrame(data)
+
+
+@pytest.mark.parametrize("layout", ["text", "typed"])
+def test_checked_raw_matrix_rejects_what_validation_names_and_reads_the_rest_alike(
+    layout: str,
+) -> None:
+    from creditops.inference.raw import checked_raw_matrix, raw_matrix_from_frame
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        frame = _hostile_frame(rng, 200, layout)
+        raw, bad = checked_raw_matrix(frame)
+        expected = np.asarray(
+            [
+                any(_cell_breaks(spec, frame[name].iloc[i]) for name, spec in schema.FIELDS.items())
+                for i in range(len(frame))
+            ]
+        )
+        assert expected.any() and not expected.all()
+        np.testing.assert_array_equal(bad, expected)
+        named = {v.row - 1 for v in schema.validate_rows(frame)}
+        assert named == set(np.flatnonzero(expected).tolist())
+        good = frame[~expected]
+        np.testing.assert_array_equal(raw, raw_matrix_from_frame(schema.coerce_features(good)))

@@ -207,6 +207,38 @@ def normalize_raw(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@dataclass(frozen=True)
+class CheckedColumn:
+    """One contract column read as numbers and checked against its field's rules.
+
+    Attributes:
+        values: float64 per row: the number, or the category's index in the
+            contract; NaN where the cell is missing or breaks a rule of its type.
+        missing: the rows with no value.
+        broken: ``(rows, rule, cell)`` for every rule but "is required", in the
+            order messages give them; ``cell``: the message shows the cell as
+            written (else its number).
+    """
+
+    values: np.ndarray
+    missing: np.ndarray
+    broken: tuple[tuple[np.ndarray, str, bool], ...]
+
+    def bad(self, spec: Field) -> np.ndarray:
+        """The rows that break at least one of ``spec``'s rules."""
+        out = self.missing.copy() if not spec.nullable else np.zeros(len(self.missing), bool)
+        for rows, _, _ in self.broken:
+            out |= rows
+        return out
+
+
+def check_column(spec: Field, column: pd.Series) -> CheckedColumn:
+    """``column`` read as ``spec``'s numbers, and the rows that break each of its rules."""
+    if isinstance(spec, CategoricalField):
+        return _check_categories(spec, column)
+    return _check_numbers(spec, column)
+
+
 def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]:
     """Every contract violation of every row, vectorised.
 
@@ -222,16 +254,20 @@ def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]
     for name, spec in FIELDS.items():
         if name not in frame:
             continue
-        raw = frame[name]
-        missing = raw.isna().to_numpy()
+        column = frame[name]
+        checked = check_column(spec, column)
         if not spec.nullable:
             violations += [
-                Violation(int(rows[i]), name, None, "is required") for i in np.flatnonzero(missing)
+                Violation(int(rows[i]), name, None, "is required")
+                for i in np.flatnonzero(checked.missing)
             ]
-        if isinstance(spec, CategoricalField):
-            violations += _category_violations(spec, raw, missing, rows)
-        else:
-            violations += _numeric_violations(spec, raw, missing, rows)
+        for broken, rule, cell in checked.broken:
+            violations += [
+                Violation(
+                    int(rows[i]), name, column.iloc[i] if cell else _py(checked.values[i]), rule
+                )
+                for i in np.flatnonzero(broken)
+            ]
     if TARGET in frame:
         target = frame[TARGET]
         for i in np.flatnonzero(~target.isin(LABELS).to_numpy()):
@@ -248,20 +284,51 @@ def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]
     return sorted(violations, key=lambda v: (v.row, order[v.field]))
 
 
-def _category_violations(
-    spec: CategoricalField, raw: pd.Series, missing: np.ndarray, rows: np.ndarray
-) -> list[Violation]:
-    text = raw.astype("object")
-    bad = ~missing & ~text.isin(set(spec.categories)).to_numpy()
-    rule = f"is not one of {', '.join(spec.categories)}"
-    return [Violation(int(rows[i]), spec.name, text.iloc[i], rule) for i in np.flatnonzero(bad)]
+def checked_features(frame: pd.DataFrame, out: np.ndarray) -> np.ndarray:
+    """The contract's features as numbers in ``out``'s first columns, and the rows that break a rule.
+
+    ``out[:, j]`` gets ``FEATURES[j]`` as :func:`check_column` reads it (a
+    category as its index in the contract): for the rows that break no rule,
+    the numbers :func:`coerce_features` would give. A batch scorer checks a
+    whole chunk this way and asks :func:`validate_rows` for messages only
+    about the rows returned.
+
+    Returns:
+        A boolean per row: True where :func:`validate_rows` finds a violation.
+    """
+    bad = np.zeros(len(frame), dtype=bool)
+    for j, name in enumerate(FEATURES):
+        spec = FIELDS[name]
+        checked = check_column(spec, frame[name])
+        out[:, j] = checked.values
+        bad |= checked.bad(spec)
+    return bad
 
 
-def _numeric_violations(
-    spec: NumericField, raw: pd.Series, missing: np.ndarray, rows: np.ndarray
-) -> list[Violation]:
-    name = spec.name
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+def _check_categories(spec: CategoricalField, column: pd.Series) -> CheckedColumn:
+    index = {c: i for i, c in enumerate(spec.categories)}
+    values: np.ndarray
+    if isinstance(column.dtype, pd.CategoricalDtype):  # a code per cell: one lookup per category
+        codes = column.cat.codes.to_numpy()
+        known = [index.get(c, np.nan) for c in column.cat.categories]
+        values = np.asarray([*known, np.nan], dtype=np.float64)[codes]  # code -1: missing
+        missing = codes < 0
+    else:
+        missing = column.isna().to_numpy()
+        values = column.map(index).to_numpy(dtype=np.float64, na_value=np.nan)
+    unknown = ~missing & np.isnan(values)
+    return CheckedColumn(
+        values, missing, ((unknown, f"is not one of {', '.join(spec.categories)}", True),)
+    )
+
+
+def _check_numbers(spec: NumericField, column: pd.Series) -> CheckedColumn:
+    if column.dtype == np.float64:  # numbers already: NaN is the only missing value
+        values = column.to_numpy()
+        missing = np.isnan(values)
+    else:
+        missing = column.isna().to_numpy()
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     not_number = ~missing & np.isnan(values)
     finite = np.isfinite(values)
     with np.errstate(invalid="ignore"):
@@ -273,21 +340,17 @@ def _numeric_violations(
         if spec.exclusive_minimum
         else f"is below the minimum {_num(spec.minimum)}"
     )
-    out = [
-        Violation(int(rows[i]), name, raw.iloc[i], "is not a number")
-        for i in np.flatnonzero(not_number)
-    ]
-    out += [
-        Violation(int(rows[i]), name, float(values[i]), "is not finite")
-        for i in np.flatnonzero(~missing & ~not_number & ~finite)
-    ]
-    for mask, rule in (
-        (low, low_rule),
-        (high, f"is above the maximum {_num(spec.maximum)}"),
-        (fractional, "must be a whole number"),
-    ):
-        out += [Violation(int(rows[i]), name, _py(values[i]), rule) for i in np.flatnonzero(mask)]
-    return out
+    return CheckedColumn(
+        values,
+        missing,
+        (
+            (not_number, "is not a number", True),
+            (~missing & ~not_number & ~finite, "is not finite", False),
+            (low, low_rule, False),
+            (high, f"is above the maximum {_num(spec.maximum)}", False),
+            (fractional, "must be a whole number", False),
+        ),
+    )
 
 
 def _num(value: float) -> str:

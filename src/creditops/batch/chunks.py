@@ -1,8 +1,9 @@
 """The unit of batch work: one numbered chunk of the input, validated and scored.
 
-:func:`score_chunk` checks a chunk against the contract
-(``schema.validate_rows``): rows that break it become rejects carrying every
-broken rule, never dropped silently; the others are scored by the compiled
+:func:`score_chunk` checks a chunk against the contract in one pass over
+its columns (``raw.checked_raw_matrix``): rows that break it become rejects
+carrying every broken rule (``schema.validate_rows`` of those rows alone),
+never dropped silently; the others are scored by the compiled
 scorer (:mod:`creditops.inference.scorer`: the same numbers as the service)
 with their probability of default, decision and top reasons. The same function
 runs in this process or on a Dask worker (:mod:`creditops.batch.engines`), so
@@ -204,21 +205,18 @@ def _cells_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _refused(
-    frame: pd.DataFrame, rows: np.ndarray, first: int
-) -> tuple[np.ndarray, pd.DataFrame | None]:
-    """Positions of the rows that break the contract, and their rejects (None when none do)."""
-    violations = schema.validate_rows(frame[list(schema.FEATURES)], first_row=first)
-    bad = schema.rows_with_violations(violations, first_row=first)
+def _refused(frame: pd.DataFrame, rows: np.ndarray, bad: np.ndarray) -> pd.DataFrame | None:
+    """The rejects of the rows at positions ``bad``: their cells and every rule each breaks."""
     if not len(bad):
-        return bad, None
+        return None
+    broken = frame.iloc[bad]
     rules: dict[int, list[str]] = {}
-    for v in violations:
+    for v in schema.validate_rows(broken[list(schema.FEATURES)], first_row=0):
         rules.setdefault(v.row, []).append(f"{v.field}: {schema.show_value(v.value)} {v.rule}")
-    refused = _cells_as_text(frame.iloc[bad])
-    refused.insert(0, "reasons", ["; ".join(rules[int(r)]) for r in rows[bad]])
+    refused = _cells_as_text(broken)
+    refused.insert(0, "reasons", ["; ".join(rules[i]) for i in range(len(bad))])
     refused.insert(0, "row", rows[bad])
-    return bad, refused
+    return refused
 
 
 def score_chunk(
@@ -229,25 +227,23 @@ def score_chunk(
     The unit of work of both engines: the same function runs in this process or
     on a Dask worker.
     """
-    from creditops.inference.raw import raw_matrix_from_frame
+    from creditops.inference.raw import checked_raw_matrix
 
     frame, first = chunk.frame, chunk.first_row
     rows = np.arange(first, first + len(frame))
-    bad, refused = _refused(frame, rows, first)
-    keep = np.ones(len(frame), dtype=bool)
-    keep[bad] = False
-    good = frame[keep]
-    if not len(good):
+    raw, broken = checked_raw_matrix(frame)
+    refused = _refused(frame, rows, np.flatnonzero(broken))
+    keep = ~broken
+    if not len(raw):
         return ChunkResult(len(frame), None, refused, 0)
     ref = model.ref
-    raw = raw_matrix_from_frame(schema.coerce_features(good))
     probability = _in_slices(
         lambda part: model.score(part, reasons=False).probability, raw, threads, slice_rows(model)
     )
     decline = probability >= ref.threshold
     out = pd.DataFrame({"row": rows[keep]})
     for column in chunk.carried:
-        out[column] = good[column].to_numpy()
+        out[column] = frame[column].to_numpy()[keep]
     out["probability"] = probability
     out["decision"] = np.where(decline, "decline", "approve")
     out["reasons"] = _reasons(model, raw, decline, reasons, threads)

@@ -37,6 +37,7 @@ installed or cannot take the trees.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -129,11 +130,17 @@ def _vector_tree(tree: dict[str, Any], values: Matrix, width: int) -> dict[str, 
 
 @dataclass(frozen=True)
 class PathTrees:
-    """The vector-leaf trees of a model, and the XGBoost booster that walks them."""
+    """The vector-leaf trees of a model, their XGBoost JSON model, and the booster that walks them."""
 
     trees: list[dict[str, Any]]
     width: int
-    booster: xgboost.Booster
+    document: dict[str, Any]
+
+    @functools.cached_property
+    def booster(self) -> xgboost.Booster:
+        """XGBoost's booster of the trees, built on first use (a tenth of a second for 300
+        trees): where lleaves compiles them, only a check against XGBoost needs it."""
+        return load_booster(self.document)
 
 
 def path_booster(
@@ -174,7 +181,7 @@ def path_booster(
         base_score="[" + ",".join(["0"] * width) + "]",
         objective="reg:squarederror",
     )
-    return PathTrees(vector_trees, width, load_booster(document))
+    return PathTrees(vector_trees, width, document)
 
 
 class PathContributions:
@@ -190,7 +197,7 @@ class PathContributions:
     def __init__(self, paths: PathTrees, missing: float) -> None:
         from creditops.inference import native_paths, native_trees
 
-        self.booster = paths.booster
+        self.paths = paths
         self.missing = missing
         self.masks: LeafMasks | None = None
         why = LeafMasks.supports(paths.trees)
@@ -206,6 +213,7 @@ class PathContributions:
             native_trees.NativeUnavailableError,
         ) as exc:
             log.info("decision paths not compiled to machine code (%s)", exc)
+            _ = paths.booster  # built now, not on the first large batch
 
     def __call__(self, x: Matrix) -> Matrix:
         if self.masks is not None and len(x) <= SMALL_BATCH and self.masks.handles(x):
@@ -216,7 +224,7 @@ class PathContributions:
 
     def by_xgboost(self, x: Matrix) -> Matrix:
         """The contributions by XGBoost's predictor, whatever the number of rows."""
-        margin = self.booster.inplace_predict(
+        margin = self.paths.booster.inplace_predict(
             x, predict_type="margin", missing=self.missing, validate_features=False
         )
         return np.asarray(margin, dtype=np.float64).reshape(len(x), -1)

@@ -65,6 +65,27 @@ def raw_matrix_from_frame(frame: pd.DataFrame) -> Matrix:
     return raw
 
 
+def checked_raw_matrix(frame: pd.DataFrame) -> tuple[Matrix, np.ndarray]:
+    """The raw matrix of the rows of ``frame`` that keep the contract, and which rows break it.
+
+    One pass over the columns (:func:`schema.checked_features`) in place of
+    validating, coercing and converting in turn: a chunk's contract check and
+    its raw matrix at a fifth of the cost. A Parquet file's categories are read
+    by their codes, never a string per cell.
+
+    Returns:
+        ``(raw, bad)``: the raw matrix of the rows where ``bad`` is False, in
+        order (as :func:`raw_matrix_from_frame` of them), and a boolean per
+        row of ``frame``: True where :func:`schema.validate_rows` finds a violation.
+    """
+    raw = np.empty((len(frame), len(RAW_COLUMNS)), dtype=np.float64)
+    bad = schema.checked_features(frame, raw)
+    if bad.any():
+        raw = raw[~bad]
+    derive_columns(raw)
+    return raw, bad
+
+
 def derive_columns(raw: Matrix) -> None:
     """Fill the ratio columns in place, exactly as ``features.add_derived_features``."""
     c = RAW_INDEX
