@@ -193,3 +193,50 @@ def test_parquet_category_columns_of_any_encoding_score_as_the_csv(
     got, rejects = scored(numbers)
     assert len(got) == 0 and len(rejects) == 600  # every row: Records 0 or 1 is not one of no, yes
     assert rejects["reasons"].str.contains("Records: 0 is not one of").any()
+
+
+def test_csv_text_columns_read_as_categories_across_blocks_score_as_the_pipeline(
+    serving_registry: ServingRegistry,
+    credit_dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from creditops.batch import files
+
+    frame = applicants(credit_dataset, 700)
+    frame.loc[5, "Home"] = "castle"  # not a category
+    frame.loc[260, "Records"] = None  # required
+    frame.loc[261, "Job"] = "Fixed"  # labels are exact
+    frame.loc[400, "Marital"] = None  # may be missing
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    # blocks of about 20 rows, each with its own dictionary (categories in the
+    # order they appear), and chunks of 128 rows that straddle them
+    monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 2048)
+    chunks_read = list(files.read_chunks(source, 128))
+    assert all(isinstance(c["Home"].dtype, pd.CategoricalDtype) for c in chunks_read)
+    assert chunks_read[2]["Home"].iloc[4] == frame["Home"].iloc[260]
+    batch = serving_registry.settings.batch.model_copy(update={"chunk_rows": 128})
+    settings = serving_registry.settings
+    output = tmp_path / "out.csv"
+    summary = score_file(batch, settings.mlflow, source, output, show_progress=False)
+    assert (summary.scored, summary.rejected) == (697, 3)
+    scored, rejected = pd.read_csv(output), pd.read_csv(rejects_path(output, ".rejects"))
+    reasons = dict(zip(rejected["row"], rejected["reasons"], strict=True))
+    assert "Home: 'castle' is not one of" in reasons[6]
+    assert "Records: missing is required" in reasons[261]
+    assert "Job: 'Fixed' is not one of" in reasons[262]
+    client = registry.connect(settings.mlflow)
+    ref = registry.resolve_alias(client, settings.mlflow.registered_model)
+    valid = frame.drop(index=[5, 260, 261])
+    expected = registry.load_pipeline(client, ref).predict_proba(schema.coerce_features(valid))
+    np.testing.assert_allclose(scored["probability"], expected[:, 1], rtol=0, atol=1e-9)
+    assert list(scored["row"]) == [i + 1 for i in valid.index]
+    # one block, one dictionary: the same files
+    monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 1 << 24)
+    again = tmp_path / "again.csv"
+    score_file(batch, settings.mlflow, source, again, show_progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(again), scored, check_exact=True)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(rejects_path(again, ".rejects")), rejected, check_exact=True
+    )

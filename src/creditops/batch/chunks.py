@@ -185,6 +185,14 @@ def _reasons(
     return pd.arrays.ArrowExtensionArray(column)
 
 
+def _decisions(decline: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The decision column, "decline" or "approve", as Arrow text (no Python string per row)."""
+    import pyarrow as pa
+
+    words = pa.array(["approve", "decline"])
+    return pd.arrays.ArrowExtensionArray(words.take(pa.array(decline.view(np.int8))))
+
+
 def _number_text(values: pd.Series) -> pd.Series:
     """Numbers as the contract's messages show them: whole ones without a ".0"."""
     numbers = pd.to_numeric(values, errors="coerce") if values.dtype == object else values
@@ -245,7 +253,7 @@ def score_chunk(
     for column in chunk.carried:
         out[column] = frame[column].to_numpy()[keep]
     out["probability"] = probability
-    out["decision"] = np.where(decline, "decline", "approve")
+    out["decision"] = _decisions(decline)
     out["reasons"] = _reasons(model, raw, decline, reasons, threads)
     out["model_version"] = ref.version
     return ChunkResult(len(frame), out, refused, int(decline.sum()))

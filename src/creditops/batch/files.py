@@ -12,8 +12,9 @@ place only when the whole run succeeded (:class:`FrameWriter`).
 
 Output columns: ``row`` (1-based, as counted in the input), the carried
 columns, ``probability``, ``decision`` (approve/decline at the model's
-threshold), ``reasons`` (``Field:+contribution;...``, strongest first, toward
-"bad"; empty where none are owed or none is positive), ``model_version``.
+threshold), ``reasons`` (a JSON list of ``{"code", "sentence", "feature", "value"}``,
+strongest first, as ``POST /predict`` gives them; empty where none are owed),
+``model_version``.
 Rejects: ``row``, ``reasons`` (the broken rules), and the row's columns as read.
 """
 
@@ -70,11 +71,23 @@ def _csv_names(path: Path) -> list[str]:
 
 
 def _open_csv(path: Path, names: list[str], numbers: pa.DataType) -> pa.RecordBatchReader:
-    """pyarrow's streaming reader of a CSV: the contract's numbers as ``numbers``, others text."""
+    """pyarrow's streaming reader of a CSV: the contract's numbers as ``numbers``, others text.
+
+    The contract's text columns are read as dictionaries (pandas categoricals):
+    a few categories, not a Python string per cell.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    types = {name: numbers if name in schema.NUMERIC else pa.string() for name in names}
+    labels = pa.dictionary(pa.int32(), pa.string())
+    types = {
+        name: numbers
+        if name in schema.NUMERIC
+        else labels
+        if name in schema.CATEGORICAL
+        else pa.string()
+        for name in names
+    }
     return pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
@@ -91,8 +104,8 @@ def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
     pyarrow infers a column's type from the file's first block and fails on a
     later block that does not fit it, so ``abc`` in a number column at row
     1,000,000 would abort the run. The contract's number columns are read as
-    float64 instead (as fast as inference), the others as text, as written.
-    A block with a cell that is not a number fails to convert: the file is then
+    float64 instead (as fast as inference), its text columns as dictionaries,
+    the others as text, as written. A block with a cell that is not a number fails to convert: the file is then
     read again from its start with the number columns as text, the rows
     already given skipped (one more pass over the rows before that block, for
     such a file only), and :func:`_frame` makes them numbers batch by batch.
@@ -175,12 +188,28 @@ def _frame(batch: pa.RecordBatch) -> pd.DataFrame:
     return frame
 
 
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames end to end, a column of categories kept as categories.
+
+    Each CSV block or Parquet row group has its own dictionary; pandas would
+    turn categoricals of different categories into a string per cell.
+    """
+    if len(frames) > 1:
+        for name in frames[0].columns:
+            kinds = [frame[name].dtype for frame in frames]
+            if len(set(kinds)) > 1 and all(isinstance(k, pd.CategoricalDtype) for k in kinds):
+                every = pd.Index(np.concatenate([k.categories.to_numpy() for k in kinds])).unique()
+                frames = [f.assign(**{name: f[name].cat.set_categories(every)}) for f in frames]
+    return pd.concat(frames, ignore_index=True)
+
+
 def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The file as frames of at most ``chunk_rows`` rows.
 
     The contract's number columns are float64, or object where a cell is not a
-    number (that cell holds its text, for the contract check); the other
-    columns of a CSV are text, as written.
+    number (that cell holds its text, for the contract check); its text
+    columns are categoricals where the file holds text (their labels as
+    written); the other columns of a CSV are text, as written.
 
     Raises:
         DataError: the file is missing or cannot be read.
@@ -198,10 +227,10 @@ def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
                 pending.append(take)
                 size += len(take)
                 if size >= chunk_rows:
-                    yield pd.concat(pending, ignore_index=True)
+                    yield _concat(pending)
                     pending, size = [], 0
         if pending:
-            yield pd.concat(pending, ignore_index=True)
+            yield _concat(pending)
     except FileNotFoundError as exc:
         raise DataError(f"input file {path} not found") from exc
     except (pa.ArrowInvalid, OSError) as exc:
