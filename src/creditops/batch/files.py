@@ -197,8 +197,9 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     if len(frames) > 1:
         for name in frames[0].columns:
             kinds = [frame[name].dtype for frame in frames]
-            if len(set(kinds)) > 1 and all(isinstance(k, pd.CategoricalDtype) for k in kinds):
-                every = pd.Index(np.concatenate([k.categories.to_numpy() for k in kinds])).unique()
+            labels = [k.categories.to_numpy() for k in kinds if isinstance(k, pd.CategoricalDtype)]
+            if len(set(kinds)) > 1 and len(labels) == len(kinds):
+                every = pd.Index(np.concatenate(labels)).unique()
                 frames = [f.assign(**{name: f[name].cat.set_categories(every)}) for f in frames]
     return pd.concat(frames, ignore_index=True)
 
