@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 
 import numpy as np
@@ -175,6 +176,8 @@ def _cell_breaks(spec: schema.Field, cell: object) -> bool:
         return not spec.nullable
     if isinstance(spec, schema.CategoricalField):
         return cell not in spec.categories
+    if isinstance(cell, bool | datetime.datetime):  # pandas would make a number of them
+        return True
     try:
         number = float(cell)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -185,7 +188,10 @@ def _cell_breaks(spec: schema.Field, cell: object) -> bool:
     return low or number > spec.maximum or (spec.integer and not number.is_integer())
 
 
-_HOSTILE_NUMBERS: list[object] = [np.nan, None, "ten", "12", math.inf, -math.inf, -1.0, 0.5, 1e12]
+_HOSTILE_NUMBERS: list[object] = [
+    *[np.nan, None, "ten", "12", math.inf, -math.inf, -1.0, 0.5, 1e12],
+    *[True, datetime.datetime(2026, 1, 1)],
+]
 _HOSTILE_LABELS: list[object] = [None, np.nan, "castle", "", "Owner", 3]
 
 
@@ -204,7 +210,8 @@ def _hostile_frame(rng: np.random.Generator, rows: int, layout: str) -> pd.DataF
             column = column.where(column.map(lambda c: isinstance(c, str)), None)
             column = column.astype("category")  # as a Parquet dictionary column is read
         elif isinstance(spec, schema.NumericField) and layout == "typed":
-            numbers = pd.to_numeric(column, errors="coerce")
+            plain = column.map(lambda c: not isinstance(c, bool | datetime.datetime))
+            numbers = pd.to_numeric(column.where(plain, None), errors="coerce")
             column = numbers.astype("Float64" if name == "Debt" else "float64")
         data[name] = column
     return pd.DataFrame(data)

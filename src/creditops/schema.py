@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -328,7 +329,7 @@ def _check_numbers(spec: NumericField, column: pd.Series) -> CheckedColumn:
         missing = np.isnan(values)
     else:
         missing = column.isna().to_numpy()
-        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        values = _numbers_of(column)
     not_number = ~missing & np.isnan(values)
     finite = np.isfinite(values)
     with np.errstate(invalid="ignore"):
@@ -351,6 +352,29 @@ def _check_numbers(spec: NumericField, column: pd.Series) -> CheckedColumn:
             (fractional, "must be a whole number", False),
         ),
     )
+
+
+def _numbers_of(column: pd.Series) -> np.ndarray:
+    """A column's cells as float64; NaN where a cell is not a number.
+
+    A truth value, a date or a duration is not a number, though pandas would
+    make one of it (1.0 for True, nanoseconds for a date): the service refuses
+    them too.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):  # each category once; code -1: missing
+        labels = _numbers_of(pd.Series(column.cat.categories.to_numpy(dtype=object)))
+        return np.append(labels, np.nan)[column.cat.codes.to_numpy()]  # type: ignore[no-any-return]
+    kind = column.dtype.kind
+    if kind in "bmM":
+        return np.full(len(column), np.nan)
+    if kind == "O":
+        odd = column.map(lambda v: isinstance(v, bool | np.bool_ | datetime | timedelta))
+        if odd.any():
+            column = column.mask(odd.astype(bool), "")  # "": not a number, not missing
+    values: np.ndarray = pd.to_numeric(column, errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+    return values
 
 
 def _num(value: float) -> str:

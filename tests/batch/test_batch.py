@@ -240,3 +240,61 @@ def test_csv_text_columns_read_as_categories_across_blocks_score_as_the_pipeline
     pd.testing.assert_frame_equal(
         pd.read_csv(rejects_path(again, ".rejects")), rejected, check_exact=True
     )
+
+
+def test_parquet_numbers_written_as_dictionary_text_are_checked_cell_by_cell(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = applicants(credit_dataset, 60)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    ages = [str(int(a)) if i % 20 else "old" for i, a in enumerate(frame["Age"])]
+    table = table.set_column(
+        table.schema.get_field_index("Age"), "Age", pa.array(ages).dictionary_encode()
+    )
+    source = tmp_path / "in.parquet"
+    pq.write_table(table, source)
+    output = tmp_path / "out.csv"
+    settings = serving_registry.settings
+    summary = score_file(settings.batch, settings.mlflow, source, output, show_progress=False)
+    assert (summary.scored, summary.rejected) == (57, 3)
+    rejected = pd.read_csv(rejects_path(output, ".rejects"), dtype=str)
+    assert list(rejected["row"]) == ["1", "21", "41"]
+    assert (rejected["reasons"] == "Age: 'old' is not a number").all()
+    assert (rejected["Age"] == "old").all()  # as written
+    scored = pd.read_csv(output)
+    client = registry.connect(settings.mlflow)
+    ref = registry.resolve_alias(client, settings.mlflow.registered_model)
+    valid = frame.drop(index=[0, 20, 40])
+    expected = registry.load_pipeline(client, ref).predict_proba(schema.coerce_features(valid))
+    np.testing.assert_allclose(scored["probability"], expected[:, 1], rtol=0, atol=1e-9)
+
+
+def test_parquet_truth_values_and_dates_in_number_columns_are_not_numbers(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = applicants(credit_dataset, 20)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(table.schema.get_field_index("Debt"), "Debt", pa.array([False] * 20))
+    when = pa.array([datetime.datetime(2026, 1, 1)] * 20)
+    table = table.set_column(table.schema.get_field_index("Price"), "Price", when)
+    source = tmp_path / "in.parquet"
+    pq.write_table(table, source)
+    output = tmp_path / "out.csv"
+    settings = serving_registry.settings
+    summary = score_file(settings.batch, settings.mlflow, source, output, show_progress=False)
+    assert (summary.scored, summary.rejected) == (0, 20)  # not 0.0 debt, not nanoseconds
+    rejected = pd.read_csv(rejects_path(output, ".rejects"), dtype=str)
+    first = rejected["reasons"].iloc[0]
+    assert first.startswith("Debt: False is not a number; Price: ")
+    assert first.endswith("is not a number")
+    assert (rejected["Debt"] == "False").all() and rejected["Price"].str.startswith(
+        "2026-01-01"
+    ).all()

@@ -207,8 +207,8 @@ def _number_text(values: pd.Series) -> pd.Series:
 def _cells_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Rejected rows' cells as text: the rejects file's columns are text whatever the input."""
     out = frame.astype("string")
-    for name in schema.NUMERIC:
-        if name in frame and frame[name].dtype.kind in "fO":
+    for name in schema.NUMERIC:  # other types (a file's categories, say) as written
+        if name in frame and frame[name].dtype in (np.float64, object):
             out[name] = _number_text(frame[name])
     return out
 
