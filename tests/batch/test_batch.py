@@ -81,6 +81,37 @@ def test_a_missing_contract_column_stops_before_writing(
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_column_named_twice_stops_before_writing(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path, suffix: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = applicants(credit_dataset, 10)
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        text = frame.to_csv(index=False).splitlines()
+        ages = frame["Age"].astype(int).astype(str).tolist()
+        lines = [text[0] + ",Age"] + [
+            f"{row},{age}" for row, age in zip(text[1:], ages, strict=True)
+        ]
+        source.write_text("\n".join(lines) + "\n")
+    else:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table.append_column("Age", table.column("Age")), source)
+    output = tmp_path / f"out{suffix}"
+    with pytest.raises(ContractError, match=r"column\(s\) Age appear more than once"):
+        score_file(
+            serving_registry.settings.batch,
+            serving_registry.settings.mlflow,
+            source,
+            output,
+            show_progress=False,
+        )
+    assert not output.exists()
+
+
 def test_a_given_model_version_is_used(
     serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
 ) -> None:

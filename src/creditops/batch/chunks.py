@@ -78,10 +78,18 @@ class NumberedChunks:
         """The next chunk.
 
         Raises:
-            ContractError: a contract column is missing from the first chunk.
+            ContractError: a contract column is missing from the first chunk, or
+                a column is named twice.
         """
         chunk = next(self._chunks)
         if self._next_row == 1:
+            names = [str(c) for c in chunk.columns]
+            twice = sorted({c for c in names if names.count(c) > 1})
+            if twice:
+                raise ContractError(
+                    f"{self._source}: column(s) {', '.join(twice)} appear more than once "
+                    "(each column must be named once)"
+                )
             missing = [c for c in schema.FEATURES if c not in chunk.columns]
             if missing:
                 raise ContractError(
