@@ -221,6 +221,37 @@ def test_a_missing_column_or_model_leaves_no_output_and_says_so(
     assert_left_as_it_was(output, rejects, no_model.value)
 
 
+def test_a_file_that_is_not_parquet_is_one_data_error_and_leaves_no_output(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    source, output = tmp_path / "book.parquet", tmp_path / "scores.csv"
+    rejects = earlier_run(output)
+    applicants(credit_dataset, 10).to_csv(source, index=False)  # CSV under a Parquet name
+    with pytest.raises(DataError, match=r"cannot read .*book\.parquet: Parquet magic bytes") as bad:
+        run_batch(serving_registry.settings, source, output)
+    assert_left_as_it_was(output, rejects, bad.value)
+    truncated = tmp_path / "cut.parquet"
+    applicants(credit_dataset, 10).to_parquet(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    with pytest.raises(DataError, match=r"cannot read .*cut\.parquet") as cut:
+        run_batch(serving_registry.settings, truncated, output)
+    assert_left_as_it_was(output, rejects, cut.value)
+
+
+def test_a_folder_for_input_or_output_is_refused_before_anything_is_read(
+    serving_registry: ServingRegistry, credit_dataset: Dataset, tmp_path: Path
+) -> None:
+    source, output = tmp_path / "book.csv", tmp_path / "scores.csv"
+    applicants(credit_dataset, 10).to_csv(source, index=False)
+    folder = tmp_path / "a-folder.csv"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"input .*a-folder\.csv is a folder"):
+        run_batch(serving_registry.settings, folder, output)
+    with pytest.raises(DataError, match=r"output .*a-folder\.csv is a folder"):
+        run_batch(serving_registry.settings, source, folder)
+    assert list(folder.iterdir()) == [] and not output.exists()
+
+
 REAL_CSV_WRITER = pacsv.CSVWriter
 
 

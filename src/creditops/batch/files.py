@@ -331,9 +331,17 @@ class FrameWriter:
 
 
 def row_count(path: Path) -> int | None:
-    """Rows of a Parquet file from its footer; None for CSV (not known without reading it)."""
+    """Rows of a Parquet file from its footer; None for CSV (not known without reading it).
+
+    Raises:
+        DataError: the file is not Parquet (no footer: truncated, or another format).
+    """
     if file_format(path) != "parquet" or not path.is_file():
         return None
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return int(pq.ParquetFile(path).metadata.num_rows)
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read {path}: {first_line(exc)}") from exc

@@ -198,12 +198,15 @@ def _say_nothing_was_written(exc: BaseException, output_path: Path, rejects: Pat
 def _refuse_paths(input_path: Path, output_path: Path, rejects: Path) -> None:
     """Refuse a run before the model is fetched.
 
-    An unknown format, a missing input, or an output that would overwrite the
-    input (or its rejects file) as it is read.
+    A folder, an unknown format, a missing input, or an output that would
+    overwrite the input (or its rejects file) as it is read.
 
     Raises:
         DataError: any of these.
     """
+    for path, role in ((input_path, "input"), (output_path, "output")):
+        if path.is_dir():
+            raise DataError(f"{role} {path} is a folder: give a .csv or .parquet file")
     file_format(input_path)
     file_format(output_path)
     if not input_path.is_file():
