@@ -101,8 +101,18 @@ def test_ping_and_version_answer_as_mlflow_does(client: httpx.Client) -> None:
         (b"[1, 2]", "expected an object with dataframe_records"),
         (b'{"dataframe_records": 5}', "dataframe_records: 5 is not a list"),
         (b'{"dataframe_split": {"data": [[1]]}}', "dataframe_split needs 'columns'"),
+        (b'{"dataframe_records": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "not valid JSON"),
     ],
-    ids=["empty row", "bad row", "malformed", "no mlflow key", "a list", "not rows", "split"],
+    ids=[
+        "empty row",
+        "bad row",
+        "malformed",
+        "no mlflow key",
+        "a list",
+        "not rows",
+        "split",
+        "deep",
+    ],
 )
 def test_a_bad_invocation_is_mlflows_400(
     client: httpx.Client, body: bytes, in_message: str

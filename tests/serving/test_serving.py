@@ -263,6 +263,7 @@ def test_bad_rows_are_refused_with_every_violation(
 RAW_BODIES: list[tuple[str, bytes, dict[str, str], int, tuple[str, Any, str] | None]] = [
     ("malformed JSON", b'{"Age": 30,', {}, 400, None),
     ("not JSON at all", b"hello", {}, 400, None),
+    ("nested past the parser's limit", b"[" * 100_000 + b"]" * 100_000, {}, 400, None),
     (
         "NaN",
         json.dumps([applicant(Income=math.nan)]).encode(),

@@ -57,7 +57,7 @@ def parse_json(body: bytes) -> Any:
         # validation can name the field.
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested past orjson's limit
             raise ApiError(400, f"body is not valid JSON: {exc}") from None
 
 
