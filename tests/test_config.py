@@ -79,6 +79,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
             "serve.reasons_top_k = 13: Input should be less than or equal to 4",
         ),
         ('[batch]\nreasons_for = "approved"\n', "batch.reasons_for = 'approved'"),
+        ('[batch]\nrejects_suffix = "/x"\n', "batch.rejects_suffix = '/x': String should match"),
         (
             '[train.search_space.xgboost]\nmax_depth = { type = "int", low = 5, high = 2 }\n',
             "low (5.0) must not exceed high",

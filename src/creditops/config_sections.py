@@ -375,7 +375,8 @@ class BatchConfig(Section):
     # reasons per row (codes from creditops.reason_codes): at most 4, as [serve]
     reasons_top_k: int = Field(4, ge=0, le=4)
     reasons_for: Literal["declined", "all"] = "declined"
-    rejects_suffix: str = Field(".rejects", min_length=1)
+    # part of a file name: no folder separator
+    rejects_suffix: str = Field(".rejects", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     threads: int = Field(0, ge=0, le=256)
     dask_scheduler: str = ""
 
