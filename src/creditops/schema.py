@@ -286,7 +286,7 @@ def validate_rows(frame: pd.DataFrame, *, first_row: int = 1) -> list[Violation]
 
 
 def checked_features(frame: pd.DataFrame, out: np.ndarray) -> np.ndarray:
-    """The contract's features as numbers in ``out``'s first columns, and the rows that break a rule.
+    """The contract's features as numbers in ``out``'s first columns; the rows breaking a rule.
 
     ``out[:, j]`` gets ``FEATURES[j]`` as :func:`check_column` reads it (a
     category as its index in the contract): for the rows that break no rule,

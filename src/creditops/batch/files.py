@@ -105,10 +105,11 @@ def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
     later block that does not fit it, so ``abc`` in a number column at row
     1,000,000 would abort the run. The contract's number columns are read as
     float64 instead (as fast as inference), its text columns as dictionaries,
-    the others as text, as written. A block with a cell that is not a number fails to convert: the file is then
-    read again from its start with the number columns as text, the rows
-    already given skipped (one more pass over the rows before that block, for
-    such a file only), and :func:`_frame` makes them numbers batch by batch.
+    the others as text, as written. A block with a cell that is not a number
+    fails to convert: the file is then read again from its start with the
+    number columns as text, the rows already given skipped (one more pass over
+    the rows before that block, for such a file only), and :func:`_frame`
+    makes them numbers batch by batch.
     """
     import pyarrow as pa
 

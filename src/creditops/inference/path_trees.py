@@ -130,7 +130,7 @@ def _vector_tree(tree: dict[str, Any], values: Matrix, width: int) -> dict[str, 
 
 @dataclass(frozen=True)
 class PathTrees:
-    """The vector-leaf trees of a model, their XGBoost JSON model, and the booster that walks them."""
+    """A model's vector-leaf trees, their XGBoost JSON model, and the booster that walks them."""
 
     trees: list[dict[str, Any]]
     width: int

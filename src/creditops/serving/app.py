@@ -37,7 +37,8 @@ class ScoringApp(FastAPI):
 
     ``POST /predict`` and ``POST /invocations`` (``direct``) skip FastAPI's
     telemetry check, Starlette's error and exception middleware and the
-    router (the body limit is the endpoints' own, as on every path): on one applicant those cost about as much as reading its body.
+    router (the body limit is the endpoints' own, as on every path): on one
+    applicant those cost about as much as reading its body.
     What the stack gives them is done here: the request is counted and timed
     in the service's metrics (as :class:`MetricsMiddleware` counts the others),
     and an unexpected error is answered by the app's 500 handler. Everything
