@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditops import schema
+from creditops import schema, validation
 from creditops.errors import ContractError
 
 
@@ -96,7 +96,7 @@ def test_each_rule_names_row_field_value(
     overrides: dict[str, object], field: str, rule: str
 ) -> None:
     frame = pd.DataFrame([applicant(), applicant(**overrides)])
-    violations = schema.validate_rows(frame)
+    violations = validation.validate_rows(frame)
     assert len(violations) == 1
     v = violations[0]
     assert (v.row, v.field, v.rule) == (2, field, rule)
@@ -106,13 +106,13 @@ def test_each_rule_names_row_field_value(
 @pytest.mark.parametrize("field", ["Amount", "Price", "Income", "Expenses", "Assets", "Debt"])
 def test_money_with_cents_is_valid(field: str) -> None:
     frame = pd.DataFrame([applicant(**{field: 1004.6})])
-    assert schema.validate_rows(frame) == []
+    assert validation.validate_rows(frame) == []
     assert schema.coerce_features(frame).loc[0, field] == 1004.6
 
 
 @pytest.mark.parametrize(("field", "value"), [("Amount", 100_000.01), ("Price", 0.99)])
 def test_money_with_cents_keeps_the_ranges(field: str, value: float) -> None:
-    (v,) = schema.validate_rows(pd.DataFrame([applicant(**{field: value})]))
+    (v,) = validation.validate_rows(pd.DataFrame([applicant(**{field: value})]))
     assert (v.field, v.value) == (field, value)
     assert "maximum" in v.rule or "minimum" in v.rule
 
@@ -121,18 +121,18 @@ def test_nullable_fields_may_be_missing() -> None:
     frame = pd.DataFrame(
         [applicant(Home=None, Income=np.nan, Assets=None, Debt=None, Marital=None, Job=None)]
     )
-    assert schema.validate_rows(frame) == []
+    assert validation.validate_rows(frame) == []
 
 
 def test_every_violation_of_every_row_is_reported() -> None:
     frame = pd.DataFrame([applicant(Age=10, Home="castle"), applicant(), applicant(Price=0)])
-    found = [(v.row, v.field) for v in schema.validate_rows(frame)]
+    found = [(v.row, v.field) for v in validation.validate_rows(frame)]
     assert found == [(1, "Home"), (1, "Age"), (3, "Price")]
 
 
 def test_unknown_label_is_reported() -> None:
     frame = pd.DataFrame([{**applicant(), "Status": "maybe"}])
-    (v,) = schema.validate_rows(frame)
+    (v,) = validation.validate_rows(frame)
     assert (v.field, v.value) == ("Status", "maybe")
 
 
@@ -235,7 +235,7 @@ def test_checked_raw_matrix_rejects_what_validation_names_and_reads_the_rest_ali
         )
         assert expected.any() and not expected.all()
         np.testing.assert_array_equal(bad, expected)
-        named = {v.row - 1 for v in schema.validate_rows(frame)}
+        named = {v.row - 1 for v in validation.validate_rows(frame)}
         assert named == set(np.flatnonzero(expected).tolist())
         good = frame[~expected]
         np.testing.assert_array_equal(raw, raw_matrix_from_frame(schema.coerce_features(good)))

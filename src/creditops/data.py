@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from creditops import schema
+from creditops import schema, validation
 from creditops.config import DataConfig
 from creditops.errors import ContractError, DataError
 
@@ -174,8 +174,8 @@ def prepare_dataset(raw: pd.DataFrame, source: str) -> Dataset:
     """
     schema.check_columns(raw.columns, require_target=True)
     frame = schema.normalize_raw(raw)
-    violations = schema.validate_rows(frame)
-    bad = schema.rows_with_violations(violations)
+    violations = validation.validate_rows(frame)
+    bad = validation.rows_with_violations(violations)
     keep = np.ones(len(frame), dtype=bool)
     keep[bad] = False
     clean = frame.loc[keep, [*schema.FEATURES, schema.TARGET]].reset_index(drop=True)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditops import registry, schema
+from creditops import registry, schema, validation
 from creditops.config import Settings
 from creditops.data import Dataset
 
@@ -123,5 +123,5 @@ def test_monitor_and_check_print_the_data_quality_and_the_figures_judged(
 def test_the_window_file_breaks_the_rows_it_says(credit_dataset: Dataset, tmp_path: Path) -> None:
     """The monitor test's expected counts, checked against the contract directly."""
     frame = pd.read_csv(_window(credit_dataset, tmp_path / "w.csv"))
-    violations = schema.validate_rows(schema.normalize_raw(frame))
+    violations = validation.validate_rows(schema.normalize_raw(frame))
     assert sorted((v.row, v.field) for v in violations) == [(10, "Age"), (20, "Home")]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import logit
 
-from creditops import features, schema
+from creditops import features, schema, validation
 from creditops.data import Dataset
 from creditops.inference import scorer
 from creditops.inference.raw import frame_from_raw, probe_rows, raw_matrix, raw_matrix_from_frame
@@ -99,7 +99,7 @@ def test_unknown_step_falls_back_to_the_pipeline(credit_dataset: Dataset) -> Non
 def test_probe_rows_satisfy_the_contract() -> None:
     raw = probe_rows(500)
     frame = frame_from_raw(raw)
-    assert schema.validate_rows(frame) == []
+    assert validation.validate_rows(frame) == []
     assert frame["Income"].isna().any()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditops import schema
+from creditops import validation
 from creditops.config import SimulateConfig
 from creditops.data import Dataset, split_dataset
 from creditops.errors import SimulationError
@@ -39,7 +39,7 @@ def test_every_applicant_applies_inside_its_month_in_order(
     assert built.month_labels().tolist() == expected
     assert stamps.iloc[0] >= pd.Timestamp("2024-01-01", tz="UTC")
     assert built.end == datetime(2025, 1, 1, tzinfo=UTC)
-    assert schema.validate_rows(built.features) == []
+    assert validation.validate_rows(built.features) == []
 
 
 def test_a_bad_defaults_within_the_window_a_good_never(source: scenarios.ScenarioSource) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditops import schema
+from creditops import schema, validation
 from creditops.config import SCENARIOS, SimulateConfig
 from creditops.data import Dataset, split_dataset
 from creditops.errors import SimulationError
@@ -50,7 +50,7 @@ def test_every_generated_row_satisfies_the_contract(
     traffic = scenarios.generate_traffic(scenario, source, CONFIG, 500, seed=1)
     assert list(traffic.features.columns) == list(schema.FEATURES)
     assert len(traffic) == 500
-    assert schema.validate_rows(traffic.features) == []
+    assert validation.validate_rows(traffic.features) == []
 
 
 def test_none_keeps_every_marginal_of_its_source(source: scenarios.ScenarioSource) -> None:

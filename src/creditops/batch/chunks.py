@@ -2,7 +2,7 @@
 
 :func:`score_chunk` checks a chunk against the contract in one pass over
 its columns (``raw.checked_raw_matrix``): rows that break it become rejects
-carrying every broken rule (``schema.validate_rows`` of those rows alone),
+carrying every broken rule (``validation.validate_rows`` of those rows alone),
 never dropped silently; the others are scored by the compiled
 scorer (:mod:`creditops.inference.scorer`: the same numbers as the service)
 with their probability of default, decision and top reasons. The same function
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import pandas as pd
 
-from creditops import schema
+from creditops import schema, validation
 from creditops.config import BatchConfig
 from creditops.errors import ContractError
 from creditops.inference.reasons import REASON_METHOD, names_for, reason_text_array
@@ -227,7 +227,7 @@ def _refused(frame: pd.DataFrame, rows: np.ndarray, bad: np.ndarray) -> pd.DataF
         return None
     broken = frame.iloc[bad]
     rules: dict[int, list[str]] = {}
-    for v in schema.validate_rows(broken[list(schema.FEATURES)], first_row=0):
+    for v in validation.validate_rows(broken[list(schema.FEATURES)], first_row=0):
         rules.setdefault(v.row, []).append(f"{v.field}: {schema.show_value(v.value)} {v.rule}")
     refused = _cells_as_text(broken)
     refused.insert(0, "reasons", ["; ".join(rules[i]) for i in range(len(bad))])

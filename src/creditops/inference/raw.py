@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creditops import features, schema
+from creditops import features, schema, validation
 
 Matrix = np.ndarray
 RAW_COLUMNS: tuple[str, ...] = (*schema.FEATURES, *features.DERIVED)
@@ -68,7 +68,7 @@ def raw_matrix_from_frame(frame: pd.DataFrame) -> Matrix:
 def checked_raw_matrix(frame: pd.DataFrame) -> tuple[Matrix, np.ndarray]:
     """The raw matrix of the rows of ``frame`` that keep the contract, and which rows break it.
 
-    One pass over the columns (:func:`schema.checked_features`) in place of
+    One pass over the columns (:func:`validation.checked_features`) in place of
     validating, coercing and converting in turn: a chunk's contract check and
     its raw matrix at a fifth of the cost. A Parquet file's categories are read
     by their codes, never a string per cell.
@@ -76,10 +76,10 @@ def checked_raw_matrix(frame: pd.DataFrame) -> tuple[Matrix, np.ndarray]:
     Returns:
         ``(raw, bad)``: the raw matrix of the rows where ``bad`` is False, in
         order (as :func:`raw_matrix_from_frame` of them), and a boolean per
-        row of ``frame``: True where :func:`schema.validate_rows` finds a violation.
+        row of ``frame``: True where :func:`validation.validate_rows` finds a violation.
     """
     raw = np.empty((len(frame), len(RAW_COLUMNS)), dtype=np.float64)
-    bad = schema.checked_features(frame, raw)
+    bad = validation.checked_features(frame, raw)
     if bad.any():
         raw = raw[~bad]
     derive_columns(raw)

@@ -1,7 +1,7 @@
 """The window's data quality: rows that break the contract, set aside and counted.
 
 A monitor reports; it does not refuse to look. A row of the current window
-that breaks the applicant contract (:func:`creditops.schema.validate_rows`),
+that breaks the applicant contract (:func:`creditops.validation.validate_rows`),
 carries an outcome other than ``good``/``bad`` or a score outside [0, 1] is a
 data-quality finding: it is counted by field and rule, a few examples are
 kept, and the drift and quality figures are computed on the valid rows only.
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from creditops import schema
+from creditops import schema, validation
 from creditops.errors import MonitorError
 from creditops.monitoring.result import OUTCOME, SCORE, MonitorResult
 
@@ -136,7 +136,7 @@ def window_violations(
         The violations, by row (rows counted from 1).
     """
     present = [c for c in schema.FEATURES if c in frame]
-    violations = schema.validate_rows(frame.loc[:, present])
+    violations = validation.validate_rows(frame.loc[:, present])
     rows = np.arange(1, len(frame) + 1)
     if OUTCOME in frame:
         labels = frame[OUTCOME]
@@ -166,7 +166,7 @@ def set_aside(
     quality = summarize(violations, len(frame))
     if not violations:
         return frame.reset_index(drop=True), quality
-    broken = schema.rows_with_violations(violations, first_row=1)
+    broken = validation.rows_with_violations(violations, first_row=1)
     keep = np.ones(len(frame), dtype=bool)
     keep[broken] = False
     return frame.loc[keep].reset_index(drop=True), quality
