@@ -111,3 +111,34 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip() == f"error: config file {tmp_path / 'absent.toml'} not found"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["score", "in.csv", "-o", "out.csv", "--model-version", "abc"],
+            "'--model-version': 'abc' is not a whole number",
+        ),
+        (
+            ["score", "in.csv", "-o", "out.csv", "--model-version", "0"],
+            "'--model-version': 0 is below the minimum 1",
+        ),
+        (["serve", "--port", "99999"], "'--port': 99999 is above the maximum 65535"),
+        (["serve", "--workers", "1.5"], "'--workers': '1.5' is not a whole number"),
+        (["promote", "--version", "-3"], "'--version': -3 is below the minimum 1"),
+        (["simulate", "--seed", "-1"], "'--seed': -1 is below the minimum 0"),
+        (["monitor", "--last", "0"], "'--last': 0 is below the minimum 1"),
+        (["mlflow-server", "--port", "0"], "'--port': 0 is below the minimum 1"),
+        (["dashboard", "--port", "70000"], "'--port': 70000 is above the maximum 65535"),
+    ],
+)
+def test_a_bad_number_option_names_the_option_the_value_and_the_rule(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["--config", str(write_config(tmp_path)), *args])
+    assert result.exit_code == 2
+    shown = " ".join(result.output.replace("│", " ").split())
+    assert f"Invalid value for {message}" in shown
+    # refused while parsing: no store, log or output was created
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["creditops.toml"]

@@ -7,11 +7,41 @@ as ``[serve]``: the app renders them as plain text, not rich markup.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[object], int]:
+    """A parser of a whole-number option whose error names the value and the rule.
+
+    Typer's own message ("Input should be a valid integer") names neither.
+    """
+
+    def parse(text: object) -> int:
+        if isinstance(text, int) and not isinstance(text, bool):
+            value = text
+        else:
+            try:
+                value = int(str(text).strip())
+            except ValueError:
+                raise typer.BadParameter(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise typer.BadParameter(f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise typer.BadParameter(f"{value} is above the maximum {maximum}")
+        return value
+
+    return parse
+
+
+def _count(minimum: int, maximum: int | None = None) -> dict[str, object]:
+    """The keywords of a whole-number option: its parser and metavar."""
+    return {"parser": whole_number(minimum, maximum), "metavar": "INTEGER"}
+
 
 ConfigPath = Annotated[
     Path | None,
@@ -32,7 +62,7 @@ PromoteAfter = Annotated[
 ]
 SearchWorkers = Annotated[
     int | None,
-    typer.Option(min=1, help="Search processes on this machine (default: [train] workers)."),
+    typer.Option(**_count(1), help="Search processes on this machine (default: [train] workers)."),
 ]
 StudyName = Annotated[
     str | None, typer.Option(help="Name of the shared study (with --workers or storage).")
@@ -46,19 +76,21 @@ JoinStudy = Annotated[
     ),
 ]
 WorkerIndex = Annotated[
-    int, typer.Option(min=1, help="With --join: this worker's number (its sampler seed).")
+    int, typer.Option(**_count(1), help="With --join: this worker's number (its sampler seed).")
 ]
 
 # --- promote
 ChallengerVersion = Annotated[
     int | None,
-    typer.Option("--version", help="Challenger version (default: the 'challenger' alias)."),
+    typer.Option(
+        "--version", **_count(1), help="Challenger version (default: the 'challenger' alias)."
+    ),
 ]
 MinShadowRows = Annotated[
     int | None,
     typer.Option(
         "--min-shadow-rows",
-        min=0,
+        **_count(0),
         help="Refuse a challenger shadow-scored on fewer live applicants "
         "(default: [promote] min_shadow_rows).",
     ),
@@ -66,11 +98,16 @@ MinShadowRows = Annotated[
 
 # --- serve, mlflow-server
 ServeHost = Annotated[str | None, typer.Option(help="Bind address (default: [serve] host).")]
-ServePort = Annotated[int | None, typer.Option(help="Port (default: [serve] port).")]
-ServeWorkers = Annotated[
-    int | None, typer.Option(min=1, help="Worker processes (default: [serve] workers).")
+ServePort = Annotated[
+    int | None, typer.Option(**_count(0, 65535), help="Port (default: [serve] port).")
 ]
-MlflowServerPort = Annotated[int | None, typer.Option(help="Port (default: [mlflow_server] port).")]
+ServeWorkers = Annotated[
+    int | None, typer.Option(**_count(1), help="Worker processes (default: [serve] workers).")
+]
+MlflowServerPort = Annotated[
+    int | None,
+    typer.Option(**_count(1, 65535), help="Port (default: [mlflow_server] port)."),
+]
 
 # --- store replay
 JournalDir = Annotated[
@@ -84,7 +121,8 @@ OutputFile = Annotated[
     Path, typer.Option("--output", "-o", help="The scores: a .csv or .parquet file.")
 ]
 ModelVersion = Annotated[
-    int | None, typer.Option(help="A registered version (default: the champion).")
+    int | None,
+    typer.Option(**_count(1), help="A registered version (default: the champion)."),
 ]
 DaskAddress = Annotated[
     str | None,
@@ -113,12 +151,12 @@ PipelineScenario = Annotated[
 Samples = Annotated[
     int | None,
     typer.Option(
-        min=1,
+        **_count(1),
         help="Applicants in all, over the calendar's months (default: [simulate] samples, "
         "else months x applications_per_month).",
     ),
 ]
-Seed = Annotated[int | None, typer.Option(min=0, help="Seed (default: [simulate] seed).")]
+Seed = Annotated[int | None, typer.Option(**_count(0), help="Seed (default: [simulate] seed).")]
 
 # --- monitor
 MonitorBy = Annotated[
@@ -132,7 +170,7 @@ MonitorBy = Annotated[
 LastRows = Annotated[
     int | None,
     typer.Option(
-        "--last", min=1, help="Newest N rows of the log (default: [monitor] window_rows)."
+        "--last", **_count(1), help="Newest N rows of the log (default: [monitor] window_rows)."
     ),
 ]
 Since = Annotated[
@@ -171,7 +209,8 @@ DashboardHost = Annotated[
     str | None, typer.Option("--host", help="Bind address (default: [dashboard] host).")
 ]
 DashboardPort = Annotated[
-    int | None, typer.Option("--port", help="Port (default: [dashboard] port).")
+    int | None,
+    typer.Option("--port", **_count(0, 65535), help="Port (default: [dashboard] port)."),
 ]
 
 FromMonth = Annotated[
