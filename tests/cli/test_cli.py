@@ -129,6 +129,8 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
         (["promote", "--version", "-3"], "'--version': -3 is below the minimum 1"),
         (["simulate", "--seed", "-1"], "'--seed': -1 is below the minimum 0"),
         (["monitor", "--last", "0"], "'--last': 0 is below the minimum 1"),
+        (["monitor", "--since", "yesterday"], "'--since': 'yesterday' is not a date or time"),
+        (["monitor", "--until", "2025-02-30"], "'--until': '2025-02-30' is not a date or time"),
         (["mlflow-server", "--port", "0"], "'--port': 0 is below the minimum 1"),
         (["dashboard", "--port", "70000"], "'--port': 70000 is above the maximum 65535"),
     ],

@@ -38,6 +38,19 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[object],
     return parse
 
 
+def timestamp(text: object) -> datetime:
+    """A parser of a date or time option (ISO 8601) whose error names the value and the rule."""
+    if isinstance(text, datetime):
+        return text
+    try:
+        return datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date or time: the rule is ISO 8601, "
+            "e.g. 2024-07-01 or 2024-07-01T09:30:00+00:00"
+        ) from None
+
+
 def _count(minimum: int, maximum: int | None = None) -> dict[str, object]:
     """The keywords of a whole-number option: its parser and metavar."""
     return {"parser": whole_number(minimum, maximum), "metavar": "INTEGER"}
@@ -174,10 +187,16 @@ LastRows = Annotated[
     ),
 ]
 Since = Annotated[
-    datetime | None, typer.Option(help="Rows created at or after this time (UTC if naive).")
+    datetime | None,
+    typer.Option(
+        parser=timestamp, metavar="WHEN", help="Rows created at or after this time (UTC if naive)."
+    ),
 ]
 Until = Annotated[
-    datetime | None, typer.Option(help="Rows created before this time (UTC if naive).")
+    datetime | None,
+    typer.Option(
+        parser=timestamp, metavar="WHEN", help="Rows created before this time (UTC if naive)."
+    ),
 ]
 CurrentCsv = Annotated[
     Path | None,
