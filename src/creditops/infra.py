@@ -28,6 +28,7 @@ from pathlib import Path
 from creditops.config import MlflowServerConfig
 from creditops.databases import check_database, safe_url
 from creditops.errors import TrackingError
+from creditops.listening import check_address
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def run_mlflow_server(config: MlflowServerConfig) -> None:
             "see docs/deploy.md"
         )
     check_database(config.backend_store_uri, "MLflow backend store", error=TrackingError)
+    check_address(config.host, config.port, "[mlflow_server] host/port or --port")
     destination = config.artifacts_destination
     if "://" not in destination:
         Path(destination).mkdir(parents=True, exist_ok=True)

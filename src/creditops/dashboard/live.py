@@ -23,6 +23,7 @@ from creditops.config import DashboardConfig
 from creditops.dashboard.page import render_page
 from creditops.errors import ConfigError, StoreError
 from creditops.infra import is_loopback
+from creditops.listening import check_address
 from creditops.secrets import redact_url
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def serve_dashboard(
     import uvicorn
 
     check_exposure(config, host)
+    check_address(host, port, "[dashboard] host/port or --host/--port")
     log.info("dashboard: serving http://%s:%d/ (table %s)", host, port, redact_url(source))
     uvicorn.run(
         dashboard_app(read, source=source, config=config),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from creditops.config import MlflowConfig, ServeConfig
+from creditops.listening import check_address
 from creditops.reason_codes import DEFAULT_PROTECTED
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def serve(
     host = host or config.host
     port = config.port if port is None else port
     workers = workers or config.workers
+    check_address(host, port, "[serve] host/port or --host/--port")
     if workers > 1:
         _run_workers(config.store_url, config_path, host, port, workers)
         return
