@@ -81,6 +81,18 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ('[batch]\nreasons_for = "approved"\n', "batch.reasons_for = 'approved'"),
         ('[batch]\nrejects_suffix = "/x"\n', "batch.rejects_suffix = '/x': String should match"),
         (
+            "[train]\nn_jobs = true\n",
+            "train.n_jobs = True: a truth value (true/false) is not a number here",
+        ),
+        (
+            "[promote]\nmin_auc = false\n",
+            "promote.min_auc = False: a truth value (true/false) is not a number here",
+        ),
+        (
+            "[train]\ntrials = { random_forest = true }\n",
+            "train.trials: random_forest = true: a truth value (true/false) is not a number",
+        ),
+        (
             '[train.search_space.xgboost]\nmax_depth = { type = "int", low = 5, high = 2 }\n',
             "low (5.0) must not exceed high",
         ),
@@ -101,6 +113,14 @@ def test_bad_config_is_one_line_naming_key_value_and_rule(
     assert expected in message
     assert "\n" not in message
     assert message.startswith(f"config {path}")
+
+
+def test_truth_values_stay_where_the_config_takes_them(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text('[train]\nmonotone = false\nn_jobs = "1"\ntrials = { logreg = 3 }\n')
+    config = load_config(path)
+    assert config.train.monotone is False
+    assert config.train.n_jobs == 1 and config.train.trials == {"logreg": 3}
 
 
 def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

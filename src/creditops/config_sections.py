@@ -18,10 +18,12 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from creditops.config_numbers import refuse_truth_values
 from creditops.search_space import ParamSpace, default_grid, default_search_space, list_values
 
 # "scorecard": an optbinning points scorecard (creditops.scorecard), searched only when listed
@@ -35,6 +37,12 @@ SCENARIOS: tuple[str, ...] = get_args(Scenario)
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_truth_values_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return value if field is None else refuse_truth_values(field.annotation, value)
 
 
 class MlflowConfig(Section):
