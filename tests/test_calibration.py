@@ -121,6 +121,38 @@ def test_auto_picks_isotonic_when_the_truth_is_a_step() -> None:
     assert choice.cv_brier["isotonic"] < choice.cv_brier["sigmoid"]
 
 
+def test_cv_ece_is_the_ece_of_each_methods_held_out_pds() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    raw, y = _sample(3000, lambda r: expit(0.7 * logit(r) + 0.3), 6)
+    choice = calibration.choose_method(raw, y, folds=5, seed=2)
+    held_out = np.empty_like(raw)  # Platt scaling by hand, on the same folds
+    splits = StratifiedKFold(n_splits=5, shuffle=True, random_state=2).split(raw[:, None], y)
+    for fit_rows, score_rows in splits:
+        x = logit(np.clip(raw, 1e-12, 1 - 1e-12))[:, None]
+        platt = LogisticRegression(C=np.inf).fit(x[fit_rows], y[fit_rows])
+        held_out[score_rows] = platt.predict_proba(x[score_rows])[:, 1]
+    order = np.argsort(held_out, kind="stable")
+    gaps = [abs(y[g].mean() - held_out[g].mean()) * g.size for g in np.array_split(order, 10)]
+    assert choice.cv_ece["sigmoid"] == pytest.approx(sum(gaps) / raw.size, abs=1e-9)
+    assert set(choice.cv_ece) == set(choice.cv_ece_noise_floor) == {"isotonic", "sigmoid"}
+    # the truth is a logistic distortion: Platt's held-out PDs are as right as a perfect PD's
+    assert choice.cv_ece["sigmoid"] < 2 * choice.cv_ece_noise_floor["sigmoid"]
+
+
+def test_ece_noise_share_is_the_binomial_tail_with_one_bin() -> None:
+    from scipy.stats import binom
+
+    # one bin of 100 rows at PD 0.5: ECE = |K/100 - 0.5| >= 0.095 when K <= 40 or K >= 60
+    p = np.full(100, 0.5)
+    share = calibration.ece_noise_share(p, 0.095, draws=4000, seed=3, bins=1)
+    expected = binom.cdf(40, 100, 0.5) + binom.sf(59, 100, 0.5)
+    assert share == pytest.approx(expected, abs=0.015)
+    assert calibration.ece_noise_share(p, 0.0, draws=50) == 1.0
+    assert calibration.ece_noise_share(p, 0.6, draws=50) == 0.0
+
+
 def test_unknown_method_is_refused() -> None:
     raw, y = _sample(100, lambda r: r, 5)
     with pytest.raises(ValueError, match=r"'beta'.*isotonic, sigmoid"):

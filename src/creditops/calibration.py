@@ -27,7 +27,7 @@ rows, to read a test-split ECE against.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -162,10 +162,17 @@ def fit_calibrator(
 
 @dataclass(frozen=True)
 class MethodChoice:
-    """The calibration method chosen and the cross-validated Brier score of each candidate."""
+    """The calibration method chosen and each candidate's cross-validated figures.
+
+    ``cv_ece``: the ECE of each candidate's held-out calibrated PDs over the
+    whole training split, read against ``cv_ece_noise_floor`` (the ECE a
+    perfect PD shows on as many rows): a tighter check than the test split's.
+    """
 
     method: Method
     cv_brier: dict[str, float]
+    cv_ece: dict[str, float] = field(default_factory=dict)
+    cv_ece_noise_floor: dict[str, float] = field(default_factory=dict)
 
 
 def choose_method(
@@ -187,6 +194,8 @@ def choose_method(
     target = np.asarray(y, dtype=np.int64).ravel()
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     scores: dict[str, float] = {}
+    eces: dict[str, float] = {}
+    floors: dict[str, float] = {}
     for method in candidates:
         held_out = np.empty_like(p)
         for train_idx, test_idx in splitter.split(p.reshape(-1, 1), target):
@@ -194,8 +203,10 @@ def choose_method(
             fitted = fit_calibrator(method, p[train_idx], target[train_idx], fold_weights)
             held_out[test_idx] = calibrator_map(method, fitted)(p[test_idx])
         scores[method] = brier_score(target, held_out)
+        eces[method] = expected_calibration_error(target, held_out)
+        floors[method] = ece_noise_floor(held_out)
     best = min(candidates, key=lambda m: (scores[m], m != "sigmoid"))
-    return MethodChoice(best, scores)
+    return MethodChoice(best, scores, eces, floors)
 
 
 def calibrated_model(
@@ -270,6 +281,16 @@ def reliability_curve(y: object, p: object, bins: int = ECE_BINS) -> tuple[np.nd
     return np.asarray(predicted), np.asarray(observed)
 
 
+def _perfect_eces(p: object, draws: int, seed: int, bins: int) -> np.ndarray:
+    """The ECE of ``draws`` seeded samples of outcomes drawn from the PDs ``p`` themselves."""
+    proba = np.asarray(p, dtype=np.float64).ravel()
+    if proba.size == 0 or draws < 1:
+        raise ValueError(f"{proba.size} probabilities and {draws} draw(s): need at least one each")
+    rng = np.random.default_rng(seed)
+    outcomes = rng.random((draws, proba.size)) < proba
+    return np.array([expected_calibration_error(row, proba, bins) for row in outcomes])
+
+
 def ece_noise_floor(p: object, draws: int = 200, seed: int = 0, bins: int = ECE_BINS) -> float:
     """The mean ECE that perfectly calibrated PDs ``p`` show on a sample of their size.
 
@@ -279,24 +300,35 @@ def ece_noise_floor(p: object, draws: int = 200, seed: int = 0, bins: int = ECE_
     is far from 0 (about 0.03 on 900 rows at a 28 % bad rate): a test-split
     ECE is judged against this figure, not against 0.
     """
-    proba = np.asarray(p, dtype=np.float64).ravel()
-    if proba.size == 0 or draws < 1:
-        raise ValueError(f"{proba.size} probabilities and {draws} draw(s): need at least one each")
-    rng = np.random.default_rng(seed)
-    outcomes = rng.random((draws, proba.size)) < proba
-    return float(np.mean([expected_calibration_error(row, proba, bins) for row in outcomes]))
+    return float(np.mean(_perfect_eces(p, draws, seed, bins)))
+
+
+def ece_noise_share(
+    p: object, ece: float, draws: int = 200, seed: int = 0, bins: int = ECE_BINS
+) -> float:
+    """The share of perfectly calibrated draws (as :func:`ece_noise_floor`) whose ECE is >= ``ece``.
+
+    A one-sided p-value of "these PDs are exactly right": a test-split ECE
+    above the noise floor that perfect PDs still reach in, say, 20 % of draws
+    is no evidence of miscalibration; one they reach in 1 % is.
+    """
+    return float(np.mean(_perfect_eces(p, draws, seed, bins) >= ece))
 
 
 def calibration_figures(y: object, raw: object, calibrated: object) -> dict[str, float]:
     """ECE and Brier score before (raw) and after calibration, as logged metric names.
 
     ``ece_noise_floor``: :func:`ece_noise_floor` of the calibrated PDs, what
-    ``ece_calibrated`` would be on average if they were exactly right.
+    ``ece_calibrated`` would be on average if they were exactly right;
+    ``ece_noise_share``: :func:`ece_noise_share`, how often perfect PDs show
+    ``ece_calibrated`` or more on these rows (the same 200 draws).
     """
+    ece = expected_calibration_error(y, calibrated)
     return {
         "ece_uncalibrated": expected_calibration_error(y, raw),
-        "ece_calibrated": expected_calibration_error(y, calibrated),
+        "ece_calibrated": ece,
         "ece_noise_floor": ece_noise_floor(calibrated),
+        "ece_noise_share": ece_noise_share(calibrated, ece),
         "brier_uncalibrated": brier_score(y, raw),
         "brier_calibrated": brier_score(y, calibrated),
     }

@@ -126,10 +126,12 @@ def test_the_finalist_run_logs_figures_before_and_after(store: CalibratedStore) 
         "ece_uncalibrated",
         "ece_calibrated",
         "ece_noise_floor",
+        "ece_noise_share",
         "brier_uncalibrated",
         "brier_calibrated",
     ):
         assert math.isfinite(run.data.metrics[f"test_{key}"]), key
+    assert 0.0 <= run.data.metrics["test_ece_noise_share"] <= 1.0
     y, raw = store.split.y_test, store.fit.pipeline.predict_proba(store.split.X_test)[:, 1]
     assert run.data.metrics["test_brier_uncalibrated"] == pytest.approx(
         float(np.mean((raw - y) ** 2)), abs=1e-9

@@ -131,7 +131,14 @@ def fit_finalist(
             weights=weights,
         )
         oof, proba = model.calibrate(best.oof), model.calibrate(raw)
-        cv_brier = {f"cv_calibration_brier_{m}": v for m, v in choice.cv_brier.items()}
+        cv_brier = {
+            **{f"cv_calibration_brier_{m}": v for m, v in choice.cv_brier.items()},
+            **{f"cv_calibration_ece_{m}": v for m, v in choice.cv_ece.items()},
+            **{
+                f"cv_calibration_ece_noise_floor_{m}": v
+                for m, v in choice.cv_ece_noise_floor.items()
+            },
+        }
     threshold = evaluate.choose_threshold(split.y_train, oof, config.threshold)
     report = fairness_report(split.X_test, split.y_test, proba, threshold, fair)
     return FinalistFit(
@@ -219,6 +226,15 @@ def _fairness_ratio_lines(fairness: dict[str, float]) -> list[str]:
     ]
 
 
+def _cv_ece(figures: dict[str, float], method: str) -> str:
+    """A method's cross-validated ECE and a perfect PD's for the card ("" if not logged)."""
+    ece = figures.get(f"cv_calibration_ece_{method}")
+    floor = figures.get(f"cv_calibration_ece_noise_floor_{method}")
+    if ece is None or floor is None:
+        return ""
+    return f", ECE {ece:.4f} (a perfectly calibrated PD: {floor:.4f})"
+
+
 def calibration_card(method: str, figures: dict[str, float]) -> list[str]:
     """The model card's calibration section: the method and ECE / Brier before and after."""
     if method == "none":
@@ -235,10 +251,12 @@ def calibration_card(method: str, figures: dict[str, float]) -> list[str]:
         f"  - ECE (10 equal-frequency bins): {figure('ece_uncalibrated')} -> {figure('ece_calibrated')}",
         f"  - Brier score: {figure('brier_uncalibrated')} -> {figure('brier_calibrated')}",
         f"  - ECE a perfectly calibrated PD would show on these rows (mean of 200 draws "
-        f"of outcomes from the PDs): {figure('ece_noise_floor')}",
+        f"of outcomes from the PDs): {figure('ece_noise_floor')}; it shows "
+        f"{figure('ece_calibrated')} or more in {figures.get('ece_noise_share', float('nan')):.1%}"
+        " of the draws",
         *[
-            f"- CV Brier of {name.removeprefix('cv_calibration_brier_')} on the out-of-fold "
-            f"predictions: {value:.4f}"
+            f"- CV on the out-of-fold predictions, {name.removeprefix('cv_calibration_brier_')}: "
+            f"Brier {value:.4f}" + _cv_ece(figures, name.removeprefix("cv_calibration_brier_"))
             for name, value in figures.items()
             if name.startswith("cv_calibration_brier_")
         ],
