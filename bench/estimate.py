@@ -293,7 +293,8 @@ def run_seed(
         f"{served.threshold:.3f}; test ECE {figures['ece_uncalibrated']:.4f} -> "
         f"{figures['ece_calibrated']:.4f}, Brier {figures['brier_uncalibrated']:.4f} -> "
         f"{figures['brier_calibrated']:.4f} (noise floor: ECE of outcomes drawn from the PDs "
-        f"{figures['ece_noise_floor']:.4f}); {served.slope}"
+        f"{figures['ece_noise_floor']:.4f}, reached or passed in "
+        f"{figures['ece_noise_share']:.0%} of draws); {served.slope}"
     )
     source = ScenarioSource(unseen=served.test, tail=served.test.iloc[:0])
     sim = settings.simulate
